@@ -1,0 +1,218 @@
+"""The one training engine: a skorch ``NeuralNet`` whose step runs a model's phases.
+
+A *model* is a ``torch.nn.Module`` that declares its training phases::
+
+    class Model(nn.Module):
+        phases = ("recon", "disc", "gen")          # run in this order on every batch
+
+        def phase_parameters(self, phase): ...     # what that phase's optimizer updates
+        def phase_loss(self, phase, batch): ...    # a scalar tensor
+        def phase_optimizer_kwargs(self, phase):   # optional, e.g. {"betas": (0.5, 0.999)}
+            ...
+
+Each phase owns one optimizer (``net.optimizer_<phase>_``, created in
+``initialize_optimizer`` so skorch moves, pickles and exposes it). One step of training is, for
+every phase in order: zero its gradients, compute its loss on the batch, back-propagate, step
+its optimizer. This is the alternating update of adversarial training (a summed loss stepped by
+every optimizer at once, skorch's default, would be wrong there); a model with one phase is
+ordinary training.
+
+Each phase's loss is recorded in the history per batch and per epoch as ``"<phase>_loss"``;
+``"train_loss"`` is the first phase's loss, so skorch's callbacks (``EarlyStopping(monitor=
+"train_loss")``, ``PrintLog``, ``ProgressBar``) work unchanged. Losses stay on the device during
+an epoch and are read back once at its end (no per-batch synchronization); a non-finite loss
+stops training with :class:`DivergenceError` naming the phase.
+"""
+
+import inspect
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from torch.utils.data import Dataset
+
+__all__ = [
+    "DivergenceError", "PhasedModel", "TensorBatchDataset", "SemiSupervisedDataset", "TrainingNet",
+]
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+def _pass_through(batch):
+    # collate_fn for datasets that return whole batches (module level: picklable)
+    return batch
+
+
+class TensorBatchDataset(Dataset):
+    """Tensors indexed a whole batch at a time (``__getitems__``), no per-row collation."""
+
+    def __init__(self, *tensors):
+        self.tensors = tensors
+
+    def __len__(self):
+        return len(self.tensors[0])
+
+    def __getitem__(self, i):
+        return tuple(t[i] for t in self.tensors)
+
+    def __getitems__(self, indices):
+        idx = torch.as_tensor(indices, device=self.tensors[0].device)
+        return tuple(t[idx] for t in self.tensors)
+
+
+class SemiSupervisedDataset(Dataset):
+    """Batches of ``(x, x_labeled, y_labeled)``: all rows, plus a labeled minibatch per batch.
+
+    An epoch is one pass over all rows ``X``. Each batch also carries ``labeled_batch_size`` rows
+    drawn from the labeled set by cycling through random permutations of it, so 100 labels
+    among 60,000 rows are revisited on every step rather than starved.
+    """
+
+    def __init__(self, X, X_labeled, y_labeled, labeled_batch_size, seed=0):
+        self.X = X
+        self.X_labeled = X_labeled
+        self.y_labeled = y_labeled
+        self.labeled_batch_size = int(labeled_batch_size)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self._order = torch.empty(0, dtype=torch.long)
+
+    def __len__(self):
+        return len(self.X)
+
+    def _next_labeled(self):
+        n = len(self.y_labeled)
+        while len(self._order) < self.labeled_batch_size:
+            self._order = torch.cat([self._order, torch.randperm(n, generator=self.generator)])
+        idx, self._order = self._order[: self.labeled_batch_size], self._order[self.labeled_batch_size:]
+        return idx.to(self.y_labeled.device)
+
+    def __getitem__(self, i):
+        return self.__getitems__([i])
+
+    def __getitems__(self, indices):
+        idx = torch.as_tensor(indices, device=self.X.device)
+        j = self._next_labeled()
+        return self.X[idx], self.X_labeled[j], self.y_labeled[j]
+
+
+def _accepts(optimizer, name):
+    try:
+        return name in inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class TrainingNet(NeuralNet):
+    """skorch net that trains a multi-phase model (see the module docstring).
+
+    Built by the estimators of :mod:`skae.base`; its defaults differ from ``NeuralNet``'s where
+    those are wrong for us: no validation split, shuffled batches fetched whole.
+    """
+
+    def __init__(self, module, *args, criterion=torch.nn.Identity, train_split=None,
+                 weight_decay=0.0, iterator_train__shuffle=True,
+                 iterator_train__collate_fn=_pass_through,
+                 iterator_valid__collate_fn=_pass_through, **kwargs):
+        self.weight_decay = weight_decay
+        super().__init__(
+            module, *args, criterion=criterion, train_split=train_split,
+            iterator_train__shuffle=iterator_train__shuffle,
+            iterator_train__collate_fn=iterator_train__collate_fn,
+            iterator_valid__collate_fn=iterator_valid__collate_fn, **kwargs,
+        )
+
+    # --- optimizers: one per phase --------------------------------------------------------
+    def initialize_optimizer(self, triggered_directly=None):
+        module = self.module_
+        for phase in module.phases:
+            params = ((f"{phase}.{i}", p) for i, p in enumerate(module.phase_parameters(phase)))
+            args, kwargs = self.get_params_for_optimizer("optimizer", params)
+            if self.weight_decay:
+                kwargs["weight_decay"] = self.weight_decay
+            extra = getattr(module, "phase_optimizer_kwargs", lambda _: {})(phase)
+            for key, value in extra.items():
+                if key not in kwargs and _accepts(self.optimizer, key):
+                    kwargs[key] = value
+            if "lr_scale" in extra:
+                kwargs["lr"] = kwargs["lr"] * extra["lr_scale"]
+            if "fused" not in kwargs and _accepts(self.optimizer, "fused"):
+                kwargs["fused"] = torch.device(self.device).type in ("cpu", "cuda")
+            setattr(self, f"optimizer_{phase}_", self.optimizer(*args, **kwargs))
+        return self
+
+    def phase_optimizers(self):
+        return {phase: getattr(self, f"optimizer_{phase}_") for phase in self.module_.phases}
+
+    # --- the step ------------------------------------------------------------------------
+    def train_step(self, batch, **fit_params):
+        module = self.module_
+        module.train()
+        losses = {}
+        for phase in module.active_phases:
+            optimizer = getattr(self, f"optimizer_{phase}_")
+            optimizer.zero_grad(set_to_none=True)
+            loss = module.phase_loss(phase, batch)
+            loss.backward()
+            optimizer.step()
+            losses[phase] = loss.detach()
+        first = next(iter(losses.values()))
+        return {"loss": first, "y_pred": None, "phase_losses": losses}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        steps, sizes = [], []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            steps.append(step["phase_losses"])
+            sizes.append(len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if not steps:
+            return
+        phases = list(steps[0])
+        # one device->host transfer per epoch
+        values = torch.stack([torch.stack([s[p] for p in phases]) for s in steps]).float().cpu()
+        values = values.numpy()
+        for row, size in zip(values, sizes):
+            self.history.record_batch(prefix + "_loss", float(row[0]))
+            self.history.record_batch(prefix + "_batch_size", size)
+            for phase, value in zip(phases, row):
+                self.history.record_batch(f"{phase}_loss", float(value))
+        weights = np.asarray(sizes, dtype=float)
+        for phase, column in zip(phases, values.T):
+            if not np.all(np.isfinite(column)):
+                bad = int(np.argmin(np.isfinite(column)))
+                raise DivergenceError(
+                    f"training diverged: the {phase!r} loss became {column[bad]} in epoch "
+                    f"{len(self.history)} (batch {bad + 1}); lower `lr`, scale the input "
+                    "(e.g. StandardScaler or MinMaxScaler), or check the data"
+                )
+            self.history.record(f"{phase}_loss", float(np.average(column, weights=weights)))
+        self.history.record(prefix + "_batch_count", len(steps))
+
+
+class PhasedModel(torch.nn.Module):
+    """Base of the models trained by :class:`TrainingNet`.
+
+    Subclasses set ``phases`` and define ``loss_<phase>(batch)`` and ``phase_parameters``.
+    ``active_phases`` (default: all) is what a training step runs; a staged model such as
+    pretrain-then-fine-tune switches it between ``fit`` calls.
+    """
+
+    phases = ()
+
+    def __init__(self):
+        super().__init__()
+        self.active_phases = tuple(self.phases)
+
+    def phase_parameters(self, phase):
+        raise NotImplementedError
+
+    def phase_loss(self, phase, batch):
+        return getattr(self, f"loss_{phase}")(batch)
+
+    def phase_optimizer_kwargs(self, phase):
+        return {}

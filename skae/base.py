@@ -1,0 +1,300 @@
+"""The shared glue of every skae estimator.
+
+One place for: parameter constraints, input validation (tables, DataFrames and images), the
+device, seeding, batching, building and running the skorch net (``net_``), batched inference,
+and the ``y == -1`` convention of the semi-supervised classifiers. Models add only their torch
+modules (:mod:`skae.modules`) and losses (:mod:`skae.losses`).
+"""
+
+import math
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._training import SemiSupervisedDataset, TensorBatchDataset, TrainingNet
+from .metrics import labeled_accuracy_score, unlabeled_mask
+
+__all__ = ["NetEstimator", "SemiSupervisedClassifierMixin"]
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+#: default hidden sizes when ``hidden_layer_sizes=None``
+_DEFAULT_HIDDEN = {"mlp": (256, 128), "conv": (32, 64)}
+
+#: Inference runs in chunks of exactly this many rows (the last one zero-padded), so that every
+#: row goes through the same kernels whatever the number of rows passed: a row's prediction
+#: never depends on which other rows share the call.
+_INFERENCE_BATCH = 512
+
+
+def _check_hidden(hidden_layer_sizes, backbone):
+    if hidden_layer_sizes is None:
+        return _DEFAULT_HIDDEN[backbone]
+    sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes)).tolist())
+    if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}"
+        )
+    if backbone == "conv" and not sizes:
+        raise ValueError("backbone='conv' needs at least one entry in hidden_layer_sizes")
+    return sizes
+
+
+def _check_device(device):
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device ('cpu', 'cuda', 'cuda:1')") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    return dev
+
+
+class NetEstimator(BaseEstimator):
+    """Base class: a scikit-learn estimator owning a configured skorch net (``net_``).
+
+    Subclasses define ``__init__`` (storing their parameters unchanged) and ``_build_model``,
+    and call :meth:`_validate_X`, :meth:`_train` and :meth:`_forward` from their public
+    methods. Not a public estimator by itself.
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", None],
+        "activation": [StrOptions({"relu", "tanh", "logistic", "identity"})],
+        "backbone": [StrOptions({"auto", "mlp", "conv"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    # --- input ------------------------------------------------------------------------------
+    def _validate_X(self, X, *, reset):
+        """Validate X; returns a float32/float64 array shaped ``(n, *input_shape_)``."""
+        dtype = (np.float32, np.float64)
+        if reset:
+            X = validate_data(self, X, reset=True, allow_nd=True, dtype=dtype)
+            self.input_shape_ = tuple(X.shape[1:])
+            if X.ndim > 2:
+                self.n_features_in_ = math.prod(self.input_shape_)
+            return X
+        check_is_fitted(self)
+        if len(self.input_shape_) == 1:
+            return validate_data(self, X, reset=False, dtype=dtype)
+        X = check_array(X, allow_nd=True, dtype=dtype)
+        if X.ndim == 2 and X.shape[1] == self.n_features_in_:
+            X = X.reshape(-1, *self.input_shape_)
+        if X.shape[1:] != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but {type(self).__name__} was fitted "
+                f"on samples of shape {self.input_shape_}"
+            )
+        return X
+
+    def _backbone(self):
+        """``"mlp"`` or ``"conv"``, resolved against the fitted input shape."""
+        backbone = self.backbone
+        if backbone == "auto":
+            backbone = "conv" if len(self.input_shape_) in (2, 3) else "mlp"
+        elif backbone == "conv" and len(self.input_shape_) not in (2, 3):
+            raise ValueError(
+                "backbone='conv' needs images of shape (n, H, W) or (n, C, H, W); got X of "
+                f"shape (n, {', '.join(map(str, self.input_shape_))})"
+            )
+        return backbone
+
+    def _hidden_layer_sizes(self, backbone):
+        return _check_hidden(self.hidden_layer_sizes, backbone)
+
+    # --- training -------------------------------------------------------------------------
+    @contextmanager
+    def _torch_context(self, seed, device):
+        """Seed torch for this fit only (global RNG state restored), flush denormals."""
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            torch.set_flush_denormal(True)
+            try:
+                yield
+            finally:
+                torch.set_flush_denormal(False)
+
+    def _seeds(self):
+        rng = check_random_state(self.random_state)
+        return rng.randint(np.iinfo(np.int32).max, size=3)
+
+    def _tensor(self, X, device, dtype=torch.float32):
+        return torch.tensor(np.asarray(X), dtype=dtype, device=device)
+
+    def _make_net(self, model, device, seed):
+        optimizer = _OPTIMIZERS.get(self.optimizer, self.optimizer)
+        callbacks = [clone(cb, safe=False) for cb in self.callbacks] if self.callbacks else None
+        return TrainingNet(
+            module=model,
+            optimizer=optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            callbacks=callbacks,
+            verbose=int(self.verbose),
+            device=str(device),
+            weight_decay=self.weight_decay,
+            iterator_train__generator=torch.Generator().manual_seed(int(seed)),
+        )
+
+    def _fit_net(self, build_model, make_dataset, *, stages=None):
+        """Build the model and net, and train.
+
+        ``build_model()`` returns a :class:`~skae._training.PhasedModel`;
+        ``make_dataset(device, seed)`` the training dataset. ``stages`` is an optional list of
+        ``(active_phases, epochs, dataset_or_None)`` run one after another (pretrain, then
+        fine-tune); by default all phases run for ``max_epochs``.
+        """
+        device = _check_device(self.device)
+        seed, loader_seed, data_seed = (int(s) for s in self._seeds())
+        with self._torch_context(seed, device):
+            model = build_model()
+            dataset = make_dataset(device, data_seed)
+            self.net_ = self._make_net(model, device, loader_seed)
+            self.net_.initialize()
+            if stages is None:
+                stages = [(model.phases, self.max_epochs, None)]
+            for phases, epochs, stage_data in stages:
+                model.active_phases = tuple(phases)
+                if epochs > 0:
+                    self.net_.partial_fit(stage_data or dataset, None, epochs=epochs)
+            model.active_phases = tuple(model.phases)
+        model.eval()
+        self.n_iter_ = len(self.net_.history)
+        return self
+
+    # --- inference ------------------------------------------------------------------------
+    def _forward(self, fn, X, *, dtype=torch.float32):
+        """``fn(model, batch)`` over X in batches, in eval mode, without gradients.
+
+        ``fn`` returns a tensor or a tuple of tensors; the result is a numpy array (or tuple).
+        """
+        model = self.net_.module_
+        device = self.net_.device
+        model.eval()
+        n = len(X)
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, max(n, 1), _INFERENCE_BATCH):
+                rows = torch.tensor(np.asarray(X[start:start + _INFERENCE_BATCH]), dtype=dtype)
+                batch = rows.new_zeros((_INFERENCE_BATCH, *rows.shape[1:]))
+                batch[: len(rows)] = rows
+                out = fn(model, batch.to(device))
+                out = out if isinstance(out, tuple) else (out,)
+                outs.append(tuple(o[: len(rows)] for o in out))
+        cols = [torch.cat(col).float().cpu().numpy() for col in zip(*outs)]
+        return cols[0] if len(cols) == 1 else tuple(cols)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class SemiSupervisedClassifierMixin(ClassifierMixin):
+    """The ``y == -1`` convention of :mod:`sklearn.semi_supervised`, shared by skae's classifiers.
+
+    ``classes_`` holds the labels other than -1; ``score`` skips unlabeled rows. Subclasses
+    implement ``_class_logits(model, batch)``.
+    """
+
+    def _validate_y(self, X, y):
+        """Returns ``(y_encoded, labeled_mask)``: class indices for labeled rows, -1 elsewhere."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y: class labels, with -1 for unlabeled rows"
+            )
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        unlabeled = unlabeled_mask(y)
+        labeled = ~unlabeled
+        if not labeled.any():
+            raise ValueError(
+                "y has no labeled rows: every entry is -1. At least one labeled row per class "
+                "is needed."
+            )
+        check_classification_targets(y[labeled])
+        present = np.unique(y[labeled])
+        if self.classes is None:
+            self.classes_ = present
+        else:
+            self.classes_ = np.unique(np.asarray(self.classes))
+            unknown = np.setdiff1d(present, self.classes_)
+            if unknown.size:
+                raise ValueError(f"y has labels {unknown.tolist()} not in classes={self.classes!r}")
+            missing = np.setdiff1d(self.classes_, present)
+            if missing.size:
+                raise ValueError(
+                    f"classes {missing.tolist()} have no labeled row in y; every class needs "
+                    "at least one labeled example"
+                )
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes among the labeled rows; "
+                f"got only class {self.classes_.tolist()}"
+            )
+        y_enc = np.full(len(y), -1, dtype=np.int64)
+        y_enc[labeled] = np.searchsorted(self.classes_, y[labeled])
+        return y_enc, labeled
+
+    def _semi_supervised_dataset(self, X, y_enc, labeled, device, seed):
+        X_t = self._tensor(X, device)
+        lab = torch.as_tensor(np.flatnonzero(labeled), device=device)
+        y_lab = torch.as_tensor(y_enc[labeled], device=device)
+        return SemiSupervisedDataset(X_t, X_t[lab], y_lab, self.batch_size, seed)
+
+    def predict_proba(self, X):
+        """Class probabilities of X, shape ``(n_samples, n_classes)``."""
+        X = self._validate_X(X, reset=False)
+        logits = self._forward(self._class_logits, X)
+        logits = logits.astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of each row of X."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on the labeled rows (``y != -1``); unlabeled rows are ignored."""
+        return labeled_accuracy_score(y, self.predict(X), sample_weight=sample_weight)

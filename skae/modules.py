@@ -1,0 +1,221 @@
+"""Pure ``torch.nn`` building blocks: MLP and convolutional encoders/decoders.
+
+Nothing here knows about scikit-learn. Shapes: an encoder maps ``(n, *input_shape)`` to
+``(n, n_outputs)``; a decoder maps ``(n, n_inputs)`` back to ``(n, *output_shape)``.
+``input_shape`` is ``(d,)`` for tabular data and ``(H, W)`` or ``(C, H, W)`` for images.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "ACTIVATIONS",
+    "GaussianNoise",
+    "MLP",
+    "MLPEncoder",
+    "MLPDecoder",
+    "TiedMLPDecoder",
+    "ConvEncoder",
+    "ConvDecoder",
+    "build_encoder",
+    "build_decoder",
+]
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "identity": nn.Identity,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "softplus": nn.Softplus,
+}
+
+
+class GaussianNoise(nn.Module):
+    """Adds ``N(0, std^2)`` noise in training mode; the identity in eval mode."""
+
+    def __init__(self, std):
+        super().__init__()
+        self.std = float(std)
+
+    def forward(self, x):
+        if self.training and self.std > 0:
+            return x + self.std * torch.randn_like(x)
+        return x
+
+    def extra_repr(self):
+        return f"std={self.std}"
+
+
+class MLP(nn.Sequential):
+    """``Linear -> activation`` for each hidden size, then a final ``Linear`` (no activation).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``(n_in, hidden_1, ..., n_out)``.
+    activation : str
+        Key of :data:`ACTIVATIONS`.
+    input_noise, hidden_noise : float
+        Standard deviation of Gaussian noise added (in training only) to the input and to
+        every hidden activation (the Improved-GAN discriminator's regularizer).
+    weight_norm : bool
+        Weight-normalize every linear layer (Salimans & Kingma, 2016).
+    """
+
+    def __init__(self, sizes, activation="relu", *, input_noise=0.0, hidden_noise=0.0,
+                 weight_norm=False):
+        layers = []
+        if input_noise:
+            layers.append(GaussianNoise(input_noise))
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            linear = nn.Linear(n_in, n_out)
+            if weight_norm:
+                linear = nn.utils.parametrizations.weight_norm(linear)
+            layers.append(linear)
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[activation]())
+                if hidden_noise:
+                    layers.append(GaussianNoise(hidden_noise))
+        super().__init__(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """Flattens the input and applies an :class:`MLP`."""
+
+    def __init__(self, input_shape, hidden_layer_sizes, n_outputs, activation="relu"):
+        super().__init__()
+        n_in = math.prod(input_shape)
+        self.mlp = MLP([n_in, *hidden_layer_sizes, n_outputs], activation)
+
+    def forward(self, x):
+        return self.mlp(x.flatten(1))
+
+    def linears(self):
+        return [m for m in self.mlp if isinstance(m, nn.Linear)]
+
+
+class MLPDecoder(nn.Module):
+    """An :class:`MLP` whose output is reshaped to ``output_shape``."""
+
+    def __init__(self, n_inputs, hidden_layer_sizes, output_shape, activation="relu"):
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        self.mlp = MLP([n_inputs, *hidden_layer_sizes, math.prod(output_shape)], activation)
+
+    def forward(self, z):
+        return self.mlp(z).reshape(-1, *self.output_shape)
+
+
+class TiedMLPDecoder(nn.Module):
+    """Decoder sharing the encoder's weights, transposed, in reverse order (own biases)."""
+
+    def __init__(self, encoder, output_shape, activation="relu"):
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        # A plain list: the weights belong to (and are optimized through) the encoder.
+        self._encoder = [encoder]
+        self.activation = ACTIVATIONS[activation]()
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.zeros(lin.in_features)) for lin in reversed(encoder.linears())]
+        )
+
+    def forward(self, z):
+        linears = list(reversed(self._encoder[0].linears()))
+        h = z
+        for i, (lin, bias) in enumerate(zip(linears, self.biases)):
+            h = F.linear(h, lin.weight.t(), bias)
+            if i < len(linears) - 1:
+                h = self.activation(h)
+        return h.reshape(-1, *self.output_shape)
+
+
+def _image_dims(input_shape):
+    if len(input_shape) == 2:
+        return 1, *input_shape
+    if len(input_shape) == 3:
+        return tuple(input_shape)
+    raise ValueError(
+        "the convolutional backbone needs images of shape (n, H, W) or (n, C, H, W); "
+        f"got samples of shape {tuple(input_shape)}"
+    )
+
+
+def _padded(size, n_layers):
+    step = 2**n_layers
+    return -(-size // step) * step
+
+
+class ConvEncoder(nn.Module):
+    """``Conv2d(k=4, s=2, p=1) -> activation`` per entry of ``channels``, then a ``Linear``.
+
+    Inputs whose height or width is not a multiple of ``2 ** len(channels)`` are zero-padded.
+    """
+
+    def __init__(self, input_shape, channels, n_outputs, activation="relu"):
+        super().__init__()
+        c, h, w = _image_dims(input_shape)
+        self.input_shape = tuple(input_shape)
+        n = len(channels)
+        self.pad = (0, _padded(w, n) - w, 0, _padded(h, n) - h)
+        layers = []
+        for c_out in channels:
+            layers += [nn.Conv2d(c, c_out, 4, 2, 1), ACTIVATIONS[activation]()]
+            c = c_out
+        self.conv = nn.Sequential(*layers)
+        self.flat_shape = (c, _padded(h, n) // 2**n, _padded(w, n) // 2**n)
+        self.linear = nn.Linear(math.prod(self.flat_shape), n_outputs)
+
+    def forward(self, x):
+        if len(self.input_shape) == 2:
+            x = x.unsqueeze(1)
+        x = F.pad(x, self.pad)
+        return self.linear(self.conv(x).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of :class:`ConvEncoder`: ``Linear``, then ``ConvTranspose2d`` layers, cropped."""
+
+    def __init__(self, n_inputs, channels, output_shape, activation="relu"):
+        super().__init__()
+        c_img, h, w = _image_dims(output_shape)
+        self.output_shape = tuple(output_shape)
+        self.hw = (h, w)
+        n = len(channels)
+        channels = list(channels)
+        self.flat_shape = (channels[-1], _padded(h, n) // 2**n, _padded(w, n) // 2**n)
+        self.linear = nn.Sequential(
+            nn.Linear(n_inputs, math.prod(self.flat_shape)), ACTIVATIONS[activation]()
+        )
+        layers = []
+        outs = channels[-2::-1] + [c_img]
+        for i, (c_in, c_out) in enumerate(zip(channels[::-1], outs)):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1))
+            if i < n - 1:
+                layers.append(ACTIVATIONS[activation]())
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z):
+        x = self.deconv(self.linear(z).reshape(-1, *self.flat_shape))
+        x = x[..., : self.hw[0], : self.hw[1]]
+        return x.reshape(-1, *self.output_shape)
+
+
+def build_encoder(backbone, input_shape, hidden_layer_sizes, n_outputs, activation):
+    """The encoder of ``backbone`` (``"mlp"`` or ``"conv"``)."""
+    if backbone == "conv":
+        return ConvEncoder(input_shape, hidden_layer_sizes, n_outputs, activation)
+    return MLPEncoder(input_shape, hidden_layer_sizes, n_outputs, activation)
+
+
+def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activation,
+                  tied_to=None):
+    """The decoder mirroring ``build_encoder``'s (``tied_to``: an MLP encoder to share)."""
+    if backbone == "conv":
+        return ConvDecoder(n_inputs, hidden_layer_sizes, output_shape, activation)
+    if tied_to is not None:
+        return TiedMLPDecoder(tied_to, output_shape, activation)
+    return MLPDecoder(n_inputs, tuple(hidden_layer_sizes)[::-1], output_shape, activation)

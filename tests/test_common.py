@@ -1,0 +1,31 @@
+"""scikit-learn's estimator checks on every public skae estimator.
+
+Instances use few epochs so the checks run quickly; defaults are checked by
+``check_parameters_default_constructible``. Expected failures live here, with their reason.
+"""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import skae
+
+ESTIMATORS = [
+    skae.AutoEncoder(max_epochs=5, random_state=0),
+    skae.VAE(max_epochs=5, random_state=0),
+]
+
+# check_classifiers_classes feeds -1 as an ordinary class label; -1 means "unlabeled" for
+# semi-supervised estimators (sklearn exempts its own, e.g. SelfTrainingClassifier).
+SEMI_SUPERVISED_XFAIL = {
+    "check_classifiers_classes": "-1 marks unlabeled rows, so it cannot be a class",
+}
+
+
+def _expected_failed_checks(estimator):
+    if getattr(estimator, "_estimator_type", None) == "classifier":
+        return SEMI_SUPERVISED_XFAIL
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
