@@ -6,9 +6,20 @@ marks unlabeled rows, as in :mod:`sklearn.semi_supervised`): :class:`AAEClassifi
 """
 
 from ._training import DivergenceError
+from .aae import AAEClassifier
 from .autoencoder import AutoEncoder
+from .gan import GANClassifier
+from .pretrain import AutoEncoderClassifier
 from .vae import VAE
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AutoEncoder", "VAE", "DivergenceError", "__version__"]
+__all__ = [
+    "AAEClassifier",
+    "AutoEncoder",
+    "AutoEncoderClassifier",
+    "DivergenceError",
+    "GANClassifier",
+    "VAE",
+    "__version__",
+]

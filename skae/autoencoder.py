@@ -4,13 +4,13 @@ from numbers import Real
 
 import numpy as np
 import torch
-from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import losses
 from ._training import PhasedModel, TensorBatchDataset
-from .base import NetEstimator
+from .base import CodeTransformerMixin, NetEstimator
 from .modules import build_decoder, build_encoder
 
 __all__ = ["AutoEncoder"]
@@ -42,7 +42,7 @@ class AutoEncoderModel(PhasedModel):
         return torch.sigmoid(out) if self.loss == "bce" else out
 
     def loss_recon(self, batch):
-        (x,) = batch
+        x = batch[0]
         x_in = x + self.noise * torch.randn_like(x) if self.noise else x
         codes = self.encoder(x_in)
         loss = losses.reconstruction_error(self.decoder(codes), x, self.loss).mean()
@@ -54,7 +54,7 @@ class AutoEncoderModel(PhasedModel):
         return losses.reconstruction_error(self.decoder(self.encoder(x)), x, self.loss)
 
 
-class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetEstimator):
+class BaseAutoEncoder(CodeTransformerMixin, NetEstimator):
     """What every autoencoder transformer shares: fit, transform, inverse_transform, scores.
 
     Subclasses implement ``_build_model(backbone, hidden)``; the model provides ``encode``,
@@ -154,17 +154,6 @@ class BaseAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetEsti
         score : float
         """
         return float(np.mean(self.score_samples(X)))
-
-    @property
-    def _n_features_out(self):
-        check_is_fitted(self)
-        return self.n_components
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
 
 class AutoEncoder(BaseAutoEncoder):
     """Autoencoder transformer: MLP or convolutional, optionally denoising, sparse or tied.

@@ -12,7 +12,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -27,7 +33,7 @@ from sklearn.utils.validation import (
 from ._training import SemiSupervisedDataset, TensorBatchDataset, TrainingNet
 from .metrics import labeled_accuracy_score, unlabeled_mask
 
-__all__ = ["NetEstimator", "SemiSupervisedClassifierMixin"]
+__all__ = ["CodeTransformerMixin", "NetEstimator", "SemiSupervisedClassifierMixin"]
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -36,9 +42,6 @@ _OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
 }
 
-#: default hidden sizes when ``hidden_layer_sizes=None``
-_DEFAULT_HIDDEN = {"mlp": (256, 128), "conv": (32, 64)}
-
 #: Inference runs in chunks of exactly this many rows (the last one zero-padded), so that every
 #: row goes through the same kernels whatever the number of rows passed: a row's prediction
 #: never depends on which other rows share the call.
@@ -46,8 +49,6 @@ _INFERENCE_BATCH = 512
 
 
 def _check_hidden(hidden_layer_sizes, backbone):
-    if hidden_layer_sizes is None:
-        return _DEFAULT_HIDDEN[backbone]
     sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes)).tolist())
     if not all(isinstance(s, Integral) and s > 0 for s in sizes):
         raise ValueError(
@@ -132,8 +133,14 @@ class NetEstimator(BaseEstimator):
             )
         return backbone
 
-    def _hidden_layer_sizes(self, backbone):
-        return _check_hidden(self.hidden_layer_sizes, backbone)
+    #: hidden sizes used for ``hidden_layer_sizes=None``, per backbone
+    _default_hidden_layer_sizes = {"mlp": (256, 128), "conv": (32, 64)}
+
+    def _hidden_layer_sizes(self, backbone, sizes="default"):
+        sizes = self.hidden_layer_sizes if sizes == "default" else sizes
+        if sizes is None:
+            return self._default_hidden_layer_sizes[backbone]
+        return _check_hidden(sizes, backbone)
 
     # --- training -------------------------------------------------------------------------
     @contextmanager
@@ -176,8 +183,8 @@ class NetEstimator(BaseEstimator):
 
         ``build_model()`` returns a :class:`~skae._training.PhasedModel`;
         ``make_dataset(device, seed)`` the training dataset. ``stages`` is an optional list of
-        ``(active_phases, epochs, dataset_or_None)`` run one after another (pretrain, then
-        fine-tune); by default all phases run for ``max_epochs``.
+        ``(active_phases, epochs, make_stage_dataset_or_None)`` run one after another
+        (pretrain, then fine-tune); by default all phases run for ``max_epochs``.
         """
         device = _check_device(self.device)
         seed, loader_seed, data_seed = (int(s) for s in self._seeds())
@@ -188,10 +195,11 @@ class NetEstimator(BaseEstimator):
             self.net_.initialize()
             if stages is None:
                 stages = [(model.phases, self.max_epochs, None)]
-            for phases, epochs, stage_data in stages:
+            for phases, epochs, make_stage_dataset in stages:
                 model.active_phases = tuple(phases)
                 if epochs > 0:
-                    self.net_.partial_fit(stage_data or dataset, None, epochs=epochs)
+                    data = make_stage_dataset(device, data_seed) if make_stage_dataset else dataset
+                    self.net_.partial_fit(data, None, epochs=epochs)
             model.active_phases = tuple(model.phases)
         model.eval()
         self.n_iter_ = len(self.net_.history)
@@ -225,6 +233,23 @@ class NetEstimator(BaseEstimator):
         return tags
 
 
+class CodeTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
+    """A transformer to ``n_components`` codes named ``<classname>0, <classname>1, ...``.
+
+    Output dtype follows the input's (float32 or float64).
+    """
+
+    @property
+    def _n_features_out(self):
+        check_is_fitted(self)
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
 class SemiSupervisedClassifierMixin(ClassifierMixin):
     """The ``y == -1`` convention of :mod:`sklearn.semi_supervised`, shared by skae's classifiers.
 
@@ -236,7 +261,8 @@ class SemiSupervisedClassifierMixin(ClassifierMixin):
         """Returns ``(y_encoded, labeled_mask)``: class indices for labeled rows, -1 elsewhere."""
         if y is None:
             raise ValueError(
-                f"{type(self).__name__} requires y: class labels, with -1 for unlabeled rows"
+                f"{type(self).__name__} requires y to be passed, but the target y is None "
+                "(give class labels, with -1 for unlabeled rows)"
             )
         y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
         y = column_or_1d(y, warn=True)
@@ -265,8 +291,8 @@ class SemiSupervisedClassifierMixin(ClassifierMixin):
                 )
         if len(self.classes_) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes among the labeled rows; "
-                f"got only class {self.classes_.tolist()}"
+                f"{type(self).__name__} needs labeled rows of at least 2 classes, but they "
+                f"contain only one class: {self.classes_.tolist()}"
             )
         y_enc = np.full(len(y), -1, dtype=np.int64)
         y_enc[labeled] = np.searchsorted(self.classes_, y[labeled])
@@ -293,6 +319,7 @@ class SemiSupervisedClassifierMixin(ClassifierMixin):
 
     def predict(self, X):
         """The most probable class of each row of X."""
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def score(self, X, y, sample_weight=None):

@@ -1,0 +1,375 @@
+"""Semi-supervised adversarial autoencoder (Makhzani et al., 2015)."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from . import losses
+from ._training import PhasedModel
+from .base import CodeTransformerMixin, NetEstimator, SemiSupervisedClassifierMixin
+from .modules import MLP, build_decoder, build_encoder
+
+__all__ = ["AAEClassifier"]
+
+
+class AAEModel(PhasedModel):
+    """Encoder ``q(y, z | x)``, decoder ``p(x | y, z)``, a categorical and a Gaussian critic.
+
+    Phases, in the order the paper runs them on every minibatch: ``recon`` (encoder +
+    decoder), ``disc`` (both discriminators), ``gen`` (encoder fools both), ``sup`` (encoder's
+    ``q(y|x)`` on the labeled minibatch).
+    """
+
+    phases = ("recon", "disc", "gen", "sup")
+
+    def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
+                 loss="mse", noise=0.0, supervised_weight=1.0):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.disc_y = disc_y
+        self.disc_z = disc_z
+        self.n_classes = n_classes
+        self.n_components = n_components
+        self.loss = loss
+        self.noise = noise
+        self.supervised_weight = supervised_weight
+
+    def phase_parameters(self, phase):
+        if phase == "recon":
+            return [*self.encoder.parameters(), *self.decoder.parameters()]
+        if phase == "disc":
+            return [*self.disc_y.parameters(), *self.disc_z.parameters()]
+        return self.encoder.parameters()
+
+    def phase_optimizer_kwargs(self, phase):
+        return {"betas": (0.5, 0.999)} if phase in ("disc", "gen") else {}
+
+    # --- the maps ---------------------------------------------------------------------------
+    def encode(self, x):
+        """``(class logits, style z)``; noise on the input in training mode only."""
+        if self.training and self.noise:
+            x = x + self.noise * torch.randn_like(x)
+        out = self.encoder(x)
+        return out[:, : self.n_classes], out[:, self.n_classes:]
+
+    def decode_logits(self, y_soft, z):
+        return self.decoder(torch.cat([y_soft, z], dim=1))
+
+    def decode(self, y_soft, z):
+        out = self.decode_logits(y_soft, z)
+        return torch.sigmoid(out) if self.loss == "bce" else out
+
+    def class_logits(self, x):
+        return self.encode(x)[0]
+
+    def style(self, x):
+        return self.encode(x)[1]
+
+    def _prior(self, n, like):
+        y = F.one_hot(torch.randint(self.n_classes, (n,), device=like.device), self.n_classes)
+        return y.to(like.dtype), torch.randn(n, self.n_components, device=like.device)
+
+    # --- the losses -----------------------------------------------------------------------
+    def loss_recon(self, batch):
+        x = batch[0]
+        logits, z = self.encode(x)
+        out = self.decode_logits(logits.softmax(dim=1), z)
+        return losses.reconstruction_error(out, x, self.loss).mean()
+
+    def loss_disc(self, batch):
+        x = batch[0]
+        with torch.no_grad():
+            logits, z = self.encode(x)
+        y_prior, z_prior = self._prior(len(x), z)
+        return (
+            losses.adversarial_loss(self.disc_y(y_prior), real=True)
+            + losses.adversarial_loss(self.disc_y(logits.softmax(dim=1)), real=False)
+            + losses.adversarial_loss(self.disc_z(z_prior), real=True)
+            + losses.adversarial_loss(self.disc_z(z), real=False)
+        )
+
+    def loss_gen(self, batch):
+        logits, z = self.encode(batch[0])
+        return (
+            losses.adversarial_loss(self.disc_y(logits.softmax(dim=1)), real=True)
+            + losses.adversarial_loss(self.disc_z(z), real=True)
+        )
+
+    def loss_sup(self, batch):
+        _, x_lab, y_lab = batch
+        return self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
+
+
+class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEstimator):
+    """Semi-supervised adversarial autoencoder classifier (Makhzani et al., 2015).
+
+    The encoder emits a categorical class code ``y`` (softmax over classes) and a continuous
+    style code ``z``; the decoder reconstructs the input from ``(y, z)``. Two discriminators
+    push ``y`` towards one-hot vectors of a uniform categorical prior and ``z`` towards
+    ``N(0, I)``, and the labeled rows train ``q(y|x)`` directly. Rows with ``y == -1`` are
+    unlabeled, as in :mod:`sklearn.semi_supervised`.
+
+    Parameters
+    ----------
+    n_components : int, default=10
+        Dimension of the style code ``z``.
+    hidden_layer_sizes : array-like of int, default=None
+        Encoder hidden sizes (the decoder mirrors them); channels of the stride-2 convolutions
+        for ``backbone="conv"``. None means ``(1000, 1000)`` (MLP, as in the paper) or
+        ``(32, 64)`` (conv).
+    discriminator_hidden_sizes : array-like of int, default=(1000, 1000)
+        Hidden sizes of both discriminators (MLPs).
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers.
+    backbone : {"auto", "mlp", "conv"}, default="auto"
+        ``"conv"`` for images, ``"mlp"`` for tables; ``"auto"`` picks by input shape.
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction loss; ``"bce"`` for data in [0, 1] such as pixel intensities.
+    noise : float, default=0.0
+        Standard deviation of Gaussian noise added to the encoder's input during training.
+    supervised_weight : float, default=1.0
+        Weight of the cross-entropy of the supervised phase.
+    classes : array-like, default=None
+        All class labels. None takes the labels present among the labeled rows; if given,
+        every class must have at least one labeled row.
+    max_epochs : int, default=50
+        Passes over all rows (labeled and unlabeled).
+    batch_size : int, default=100
+        Rows per minibatch; each step also draws this many labeled rows, cycling through the
+        labeled set.
+    lr : float, default=1e-3
+        Learning rate of every phase's Adam optimizer.
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
+        The optimizer of each phase (adversarial phases use ``betas=(0.5, 0.999)`` with Adam).
+    weight_decay : float, default=0.0
+        L2 penalty.
+    device : str or torch.device, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, labeled-batch draws and prior samples.
+    verbose : int, default=0
+        Print skorch's epoch table (every phase's loss) when > 0.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks, cloned at each fit.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (without -1).
+    net_ : skae._training.TrainingNet
+        The fitted skorch net; ``net_.history`` has ``recon_loss``, ``disc_loss``,
+        ``gen_loss`` and ``sup_loss`` per epoch and batch.
+    input_shape_ : tuple of int
+        Shape of one training sample.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+    n_iter_ : int
+        Number of epochs run.
+
+    See Also
+    --------
+    GANClassifier : Semi-supervised GAN (Salimans et al., 2016).
+    AutoEncoderClassifier : Pretrain an autoencoder, fine-tune its encoder.
+    sklearn.semi_supervised.SelfTrainingClassifier : Self-training meta-estimator.
+
+    Notes
+    -----
+    With encoder ``(l(x), z(x))``, ``q(y|x) = softmax(l(x))``, decoder ``g``, discriminators
+    ``D_y`` and ``D_z`` and ``BCE`` the binary cross-entropy with logits, each minibatch runs:
+
+    1. reconstruction: ``min_{enc, dec} mean l_rec(x, g(q(y|x), z(x)))``;
+    2. regularization, discriminators: ``min_D BCE(D_y(y~), 1) + BCE(D_y(q(y|x)), 0) +
+       BCE(D_z(z~), 1) + BCE(D_z(z(x)), 0)`` with ``y~`` one-hot uniform, ``z~ ~ N(0, I)``;
+    3. regularization, generator: ``min_enc BCE(D_y(q(y|x)), 1) + BCE(D_z(z(x)), 1)``;
+    4. supervised: ``min_enc supervised_weight * CE(l(x_lab), y_lab)`` on a labeled minibatch.
+
+    Each phase has its own optimizer, as in the paper.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AAEClassifier
+    >>> from skae.datasets import make_semi_supervised
+    >>> X, y = load_digits(return_X_y=True)
+    >>> y_semi = make_semi_supervised(y, n_labeled=180, random_state=0)
+    >>> clf = AAEClassifier(hidden_layer_sizes=(128,), discriminator_hidden_sizes=(64,),
+    ...                     max_epochs=5, random_state=0).fit(X / 16.0, y_semi)
+    >>> clf.predict(X[:3] / 16.0).shape
+    (3,)
+    >>> clf.transform(X[:3] / 16.0).shape
+    (3, 10)
+    """
+
+    _parameter_constraints = {
+        **NetEstimator._parameter_constraints,
+        "discriminator_hidden_sizes": ["array-like"],
+        "loss": [StrOptions({"mse", "bce"})],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "supervised_weight": [Interval(Real, 0, None, closed="left")],
+        "classes": ["array-like", None],
+    }
+    _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
+
+    def __init__(self, n_components=10, *, hidden_layer_sizes=None,
+                 discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
+                 loss="mse", noise=0.0, supervised_weight=1.0, classes=None, max_epochs=50,
+                 batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
+                 random_state=None, verbose=0, callbacks=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.discriminator_hidden_sizes = discriminator_hidden_sizes
+        self.activation = activation
+        self.backbone = backbone
+        self.loss = loss
+        self.noise = noise
+        self.supervised_weight = supervised_weight
+        self.classes = classes
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit on all rows of X; rows with ``y == -1`` are unlabeled.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
+                (n_samples, C, H, W)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels, -1 for unlabeled rows.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
+        y_enc, labeled = self._validate_y(X, y)
+        backbone = self._backbone()
+        hidden = self._hidden_layer_sizes(backbone)
+        disc_hidden = self._hidden_layer_sizes("mlp", self.discriminator_hidden_sizes)
+        k, d = len(self.classes_), self.n_components
+
+        def build_model():
+            shape, act = self.input_shape_, self.activation
+            return AAEModel(
+                build_encoder(backbone, shape, hidden, k + d, act),
+                build_decoder(backbone, k + d, hidden, shape, act),
+                MLP([k, *disc_hidden, 1], act),
+                MLP([d, *disc_hidden, 1], act),
+                k, d, loss=self.loss, noise=self.noise,
+                supervised_weight=self.supervised_weight,
+            )
+
+        return self._fit_net(
+            build_model,
+            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+        )
+
+    @staticmethod
+    def _class_logits(model, x):
+        return model.class_logits(x)
+
+    def transform(self, X):
+        """The style code ``z`` of each row (the class content is :meth:`predict_proba`).
+
+        Returns
+        -------
+        z : ndarray of shape (n_samples, n_components)
+        """
+        X = self._validate_X(X, reset=False)
+        return self._forward(lambda m, x: m.style(x), X).astype(X.dtype, copy=False)
+
+    def _one_hot(self, y, n):
+        y = np.broadcast_to(np.asarray(y, dtype=self.classes_.dtype), (n,))
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y has labels {unknown.tolist()} not in classes_")
+        return np.eye(len(self.classes_), dtype=np.float32)[np.searchsorted(self.classes_, y)]
+
+    def inverse_transform(self, X, y=None):
+        """Decode style codes, rendered as class ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Style codes, e.g. from :meth:`transform`.
+        y : array-like of shape (n_samples,) or a single label, default=None
+            Class of each row. None decodes with a uniform class vector (a class-agnostic
+            blend).
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, *input_shape_)
+        """
+        check_is_fitted(self)
+        z = check_array(X, dtype=(np.float32, np.float64))
+        if z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {z.shape[1]} features, but the style code has n_components="
+                f"{self.n_components}"
+            )
+        k = len(self.classes_)
+        onehot = (np.full((len(z), k), 1.0 / k, dtype=np.float32) if y is None
+                  else self._one_hot(y, len(z)))
+        yz = np.hstack([onehot, z.astype(np.float32)])
+        decoded = self._forward(lambda m, b: m.decode(b[:, :k], b[:, k:]), yz)
+        return decoded.astype(z.dtype, copy=False)
+
+    @validate_params(
+        {"n_samples": [Interval(Integral, 1, None, closed="left")],
+         "y": ["array-like", None, "boolean", Integral, str],
+         "style": ["array-like", None],
+         "random_state": ["random_state"]},
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, y=None, style=None, random_state=None):
+        """Generate rows of chosen classes in a chosen or random style.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows.
+        y : label or array-like of shape (n_samples,), default=None
+            Class of each row; None draws classes uniformly.
+        style : array-like of shape (n_components,) or (n_samples, n_components), default=None
+            Style code(s); None draws from ``N(0, I)``. One style with several classes renders
+            the same style in each class (the content/style split of the paper).
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, *input_shape_)
+            Generated rows.
+        y : ndarray of shape (n_samples,)
+            Their classes.
+        """
+        check_is_fitted(self)
+        rng = check_random_state(random_state)
+        if y is None:
+            y = self.classes_[rng.randint(len(self.classes_), size=n_samples)]
+        y = np.broadcast_to(np.asarray(y, dtype=self.classes_.dtype), (n_samples,)).copy()
+        if style is None:
+            z = rng.standard_normal((n_samples, self.n_components))
+        else:
+            z = np.broadcast_to(np.atleast_2d(np.asarray(style, dtype=float)),
+                                (n_samples, self.n_components))
+        return self.inverse_transform(z.astype(np.float32), y), y
