@@ -74,7 +74,7 @@ class MLP(nn.Sequential):
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             linear = nn.Linear(n_in, n_out)
             if weight_norm:
-                linear = nn.utils.parametrizations.weight_norm(linear)
+                linear = WeightNormLinear(n_in, n_out)
             layers.append(linear)
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
@@ -219,3 +219,30 @@ def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activati
     if tied_to is not None:
         return TiedMLPDecoder(tied_to, output_shape, activation)
     return MLPDecoder(n_inputs, tuple(hidden_layer_sizes)[::-1], output_shape, activation)
+
+
+class WeightNormLinear(nn.Module):
+    """Weight-normalized linear layer, ``y = x (g * v / ||v||)^T + b`` (Salimans & Kingma, 2016).
+
+    ``g`` (one scale per output unit) starts at the norm of ``v``'s rows, so the initial
+    layer equals a default ``nn.Linear``. Unlike ``torch.nn.utils.parametrizations
+    .weight_norm``, whose modules refuse to pickle, it pickles, as estimators must.
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        linear = nn.Linear(in_features, out_features, bias=bias)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight_v = nn.Parameter(linear.weight.detach())
+        self.weight_g = nn.Parameter(linear.weight.detach().norm(dim=1, keepdim=True))
+        self.bias = linear.bias
+
+    @property
+    def weight(self):
+        return self.weight_g * F.normalize(self.weight_v, dim=1)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}"

@@ -16,6 +16,9 @@ ESTIMATORS = [
         hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,), max_epochs=20, random_state=0
     ),
     skae.AutoEncoderClassifier(pretrain_epochs=2, max_epochs=20, random_state=0),
+    skae.GANClassifier(
+        hidden_layer_sizes=(32,), generator_hidden_sizes=(16,), max_epochs=10, random_state=0
+    ),
 ]
 
 # check_classifiers_classes feeds -1 as an ordinary class label; -1 means "unlabeled" for

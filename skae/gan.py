@@ -1,0 +1,387 @@
+"""Semi-supervised GAN classifier (Salimans et al., 2016: "Improved Techniques for Training
+GANs")."""
+
+import itertools
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from . import losses
+from ._training import PhasedModel
+from .base import NetEstimator, SemiSupervisedClassifierMixin, _check_hidden
+from .modules import ACTIVATIONS, GaussianNoise, WeightNormLinear, _image_dims, _padded
+
+__all__ = ["GANClassifier"]
+
+
+# --- networks ---------------------------------------------------------------------------------
+# A discriminator is a pair ``(features, head)``: ``features`` maps a batch to its last hidden
+# layer (what the generator's feature matching compares), ``head`` maps that to K class logits.
+# Gaussian noise precedes every layer that learns, as in the paper; it is off in eval mode.
+
+def _noisy_head(noise, n_features, n_classes):
+    return nn.Sequential(GaussianNoise(noise), WeightNormLinear(n_features, n_classes))
+
+
+def mlp_discriminator(input_shape, hidden, n_classes, activation, input_noise, hidden_noise):
+    """Weight-normalized MLP: ``(noise -> Linear -> activation)`` per hidden size."""
+    n_in, noise = math.prod(input_shape), input_noise
+    layers = [nn.Flatten()]
+    for n_out in hidden:
+        layers += [GaussianNoise(noise), WeightNormLinear(n_in, n_out), ACTIVATIONS[activation]()]
+        n_in, noise = n_out, hidden_noise
+    return nn.Sequential(*layers), _noisy_head(noise, n_in, n_classes)
+
+
+def _grid(image_shape, n_layers):
+    """``(C, H, W)``, and the ``(H, W)`` padded to multiples of ``2 ** n_layers``."""
+    c, h, w = _image_dims(image_shape)
+    return (c, h, w), (_padded(h, n_layers), _padded(w, n_layers))
+
+
+def conv_discriminator(input_shape, channels, n_classes, activation, input_noise, hidden_noise):
+    """DCGAN-like: ``(noise -> Conv2d(k=4, s=2, p=1) -> activation)`` per channel count.
+
+    Images whose sides are not multiples of ``2 ** len(channels)`` are zero-padded.
+    """
+    (c, h, w), (hp, wp) = _grid(input_shape, len(channels))
+    layers = [nn.Unflatten(1, (1, h)) if len(input_shape) == 2 else nn.Identity(),  # add C
+              nn.ZeroPad2d((0, wp - w, 0, hp - h))]
+    noise = input_noise
+    for c_out in channels:
+        layers += [GaussianNoise(noise), nn.Conv2d(c, c_out, 4, 2, 1), ACTIVATIONS[activation]()]
+        c, noise = c_out, hidden_noise
+    n_features = c * (hp >> len(channels)) * (wp >> len(channels))
+    return nn.Sequential(*layers, nn.Flatten()), _noisy_head(noise, n_features, n_classes)
+
+
+def mlp_generator(n_components, hidden, output_shape, output_activation):
+    """``(Linear -> BatchNorm -> softplus)`` per hidden size, then a weight-normalized Linear."""
+    layers, n_in = [], n_components
+    for n_out in hidden:
+        layers += [nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), nn.Softplus()]
+        n_in = n_out
+    layers += [WeightNormLinear(n_in, math.prod(output_shape)), ACTIVATIONS[output_activation](),
+               nn.Unflatten(1, tuple(output_shape))]
+    return nn.Sequential(*layers)
+
+
+def conv_generator(n_components, channels, output_shape, output_activation):
+    """``Linear`` to a ``channels[0]``-channel grid, then ``ConvTranspose2d(k=4, s=2, p=1)``
+    per channel count (BatchNorm + ReLU between), up to the image, cropped to its size."""
+    n = len(channels)
+    (c, h, w), (hp, wp) = _grid(output_shape, n)
+    grid = (channels[0], hp >> n, wp >> n)
+    layers = [nn.Linear(n_components, math.prod(grid), bias=False),
+              nn.BatchNorm1d(math.prod(grid)), nn.ReLU(), nn.Unflatten(1, grid)]
+    for c_in, c_out in itertools.pairwise(channels):
+        layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                   nn.ReLU()]
+    layers += [nn.ConvTranspose2d(channels[-1], c, 4, 2, 1),
+               nn.ZeroPad2d((0, w - wp, 0, h - hp)),  # negative padding crops
+               ACTIVATIONS[output_activation](), nn.Flatten(), nn.Unflatten(1, tuple(output_shape))]
+    return nn.Sequential(*layers)
+
+
+# --- the model --------------------------------------------------------------------------------
+class GANModel(PhasedModel):
+    """K-class discriminator ``D`` and generator ``G``, trained in phases ``disc`` then ``gen``.
+
+    ``D``'s real/fake logit is the logsumexp of its K class logits (:meth:`real_logit`).
+    Every step generates ``n_fake`` rows (a fixed number, at least 2, so that the generator's
+    batch normalization never sees a single row).
+    """
+
+    phases = ("disc", "gen")
+
+    def __init__(self, features, head, generator, n_components, *, n_fake,
+                 unsupervised_weight=1.0):
+        super().__init__()
+        self.features = features
+        self.head = head
+        self.generator = generator
+        self.n_components = n_components
+        self.n_fake = max(int(n_fake), 2)
+        self.unsupervised_weight = unsupervised_weight
+
+    def phase_parameters(self, phase):
+        if phase == "disc":
+            return [*self.features.parameters(), *self.head.parameters()]
+        return self.generator.parameters()
+
+    def phase_optimizer_kwargs(self, phase):
+        return {"betas": (0.5, 0.999)}
+
+    # --- the maps -----------------------------------------------------------------------------
+    def class_logits(self, x):
+        return self.head(self.features(x))
+
+    def real_logit(self, x):
+        """``log Z(x)`` with ``Z(x) = sum_k exp(l_k(x))``: ``D(x) = sigmoid(log Z(x))``."""
+        return torch.logsumexp(self.class_logits(x), dim=1)
+
+    def noise(self, n, like):
+        """``z ~ U(0, 1)^n_components``, the paper's generator input."""
+        return torch.rand(n, self.n_components, device=like.device, dtype=like.dtype)
+
+    # --- the losses ---------------------------------------------------------------------------
+    def loss_disc(self, batch):
+        x, x_lab, y_lab = batch
+        with torch.no_grad():
+            fake = self.generator(self.noise(self.n_fake, x))
+        # one pass over labeled, unlabeled and generated rows (D has no batch statistics)
+        logits = self.class_logits(torch.cat([x_lab, x, fake]))
+        logits_lab, logits_unl, logits_fake = logits.split([len(x_lab), len(x), len(fake)])
+        loss_sup, loss_unsup = losses.improved_gan_losses(
+            logits_lab, y_lab, logits_unl, logits_fake)
+        return loss_sup + self.unsupervised_weight * loss_unsup
+
+    def loss_gen(self, batch):
+        x = batch[0]
+        with torch.no_grad():
+            real = self.features(x)
+        fake = self.features(self.generator(self.noise(self.n_fake, x)))
+        return losses.feature_matching(real, fake)
+
+
+# --- the estimator ----------------------------------------------------------------------------
+class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
+    """Semi-supervised GAN classifier (Salimans et al., 2016) with feature matching.
+
+    A K-class discriminator learns to classify the labeled rows and, through the logsumexp of
+    its class logits, to tell real rows (labeled or not) from rows made by a generator; the
+    generator learns to match the discriminator's features of real data. Unlabeled rows
+    (``y == -1``) shape the classifier through the real/fake task. :meth:`sample` draws from
+    the generator.
+
+    The defaults are the paper's permutation-invariant MNIST setup; scale the data to [0, 1]
+    (e.g. pixels / 255 or :class:`~sklearn.preprocessing.MinMaxScaler`), or standardize it.
+
+    Parameters
+    ----------
+    n_components : int, default=100
+        Dimension of the generator's input noise ``z ~ U(0, 1)``.
+    hidden_layer_sizes : array-like of int, default=None
+        Discriminator hidden sizes; for ``backbone="conv"``, the channels of its stride-2
+        convolutions. None means ``(1000, 500, 250, 250, 250)`` (MLP, the paper's) or
+        ``(32, 64)`` (conv).
+    generator_hidden_sizes : array-like of int, default=None
+        Generator hidden sizes, from the noise on; for ``backbone="conv"``, the channels of
+        its grid and of its stride-2 transposed convolutions. None means ``(500, 500)`` (MLP,
+        the paper's) or ``hidden_layer_sizes`` reversed (conv).
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the discriminator's hidden layers (``"leaky_relu"``: slope 0.2, as in
+        DCGAN). The generator uses softplus (MLP) or ReLU (conv), after batch normalization.
+    backbone : {"auto", "mlp", "conv"}, default="auto"
+        ``"conv"`` for images ``(n, H, W)`` / ``(n, C, H, W)``, ``"mlp"`` flattens every
+        sample. ``"auto"`` chooses ``"conv"`` for images and ``"mlp"`` for tables.
+    input_noise : float, default=0.3
+        Standard deviation of the Gaussian noise added to the discriminator's input, in
+        training only.
+    hidden_noise : float, default=0.5
+        Standard deviation of the Gaussian noise added to the discriminator's hidden layers
+        (before the next layer), in training only.
+    unsupervised_weight : float, default=1.0
+        Weight of the unsupervised (real/fake) term of the discriminator's loss. 0 trains a
+        supervised classifier on the labeled rows only (the generator then learns nothing
+        useful to it).
+    classes : array-like, default=None
+        All class labels. None means the labels present in ``y`` (other than -1).
+    max_epochs : int, default=100
+        Passes over all rows (labeled and unlabeled).
+    batch_size : int, default=100
+        Rows per minibatch; every step also takes ``batch_size`` labeled rows (cycling through
+        them) and generates ``batch_size`` rows (at least 2).
+    lr : float, default=3e-3
+        Learning rate of both phases (the paper's).
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
+        Optimizer of each phase; Adam-family ones get ``betas=(0.5, 0.999)``.
+    weight_decay : float, default=0.0
+        L2 penalty.
+    device : str or torch.device, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, the labeled minibatches, the noise and ``z``.
+    verbose : int, default=0
+        Print skorch's epoch table when > 0.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks, cloned at each fit.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (without -1).
+    net_ : skae._training.TrainingNet
+        The fitted skorch net: ``net_.history`` holds ``disc_loss`` and ``gen_loss`` per epoch
+        and batch, ``net_.module_`` the torch model (``features``, ``head``, ``generator``).
+    input_shape_ : tuple of int
+        Shape of one training sample.
+    n_features_in_ : int
+        Number of features seen during fit (pixels for images).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+    n_iter_ : int
+        Number of epochs run.
+
+    See Also
+    --------
+    AAEClassifier : Semi-supervised adversarial autoencoder.
+    AutoEncoderClassifier : Autoencoder pretraining, then a supervised classifier.
+    sklearn.semi_supervised.SelfTrainingClassifier : Self-training around any classifier.
+
+    Notes
+    -----
+    With class logits ``l(x)`` of the discriminator and ``lse = logsumexp``, ``D(x) =
+    sigmoid(lse(l(x)))`` is the probability that ``x`` is real. On each minibatch of labeled
+    rows ``(x_l, y_l)``, all rows ``x_u`` and generated rows ``G(z)``, ``z ~ U(0, 1)``:
+
+    ``L_D = CE(l(x_l), y_l) + unsupervised_weight * L_unsup``,
+    ``L_unsup = mean[softplus(lse(l(x_u))) - lse(l(x_u))] + mean[softplus(lse(l(G(z))))]``
+    ``= -mean log D(x_u) - mean log(1 - D(G(z)))``,
+
+    then, for the generator, feature matching on the discriminator's last hidden layer ``f``:
+
+    ``L_G = mean_j (mean_u f_j(x_u) - mean_z f_j(G(z)))^2``.
+
+    Each phase is one Adam step (``betas=(0.5, 0.999)``) on its own network. Predictions are
+    ``argmax_k l_k(x)`` with the noise off. The generator's output layer is a sigmoid when
+    the training X lies in [0, 1], and linear otherwise; the paper's ``l_K+1 = 0`` fake class
+    is implicit in the logsumexp. Unlike the authors' code, the learning rate is not decayed
+    (add an LR-schedule callback for that), weight normalization has no data-dependent
+    initialization, and ``L_unsup`` is not halved (their code's factor 0.5 is
+    ``unsupervised_weight=0.5``); they train 300 epochs on MNIST.
+
+    References: T. Salimans, I. Goodfellow, W. Zaremba, V. Cheung, A. Radford and X. Chen,
+    "Improved Techniques for Training GANs", NeurIPS 2016.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import GANClassifier
+    >>> from skae.datasets import make_semi_supervised
+    >>> X, y = load_digits(return_X_y=True)
+    >>> y_semi = make_semi_supervised(y, 200, random_state=0)
+    >>> clf = GANClassifier(hidden_layer_sizes=(128,), generator_hidden_sizes=(64,),
+    ...                     max_epochs=10, random_state=0).fit(X / 16, y_semi)
+    >>> clf.score(X / 16, y) > 0.8
+    True
+    >>> clf.sample(3, random_state=0).shape
+    (3, 64)
+    """
+
+    _parameter_constraints = {
+        **NetEstimator._parameter_constraints,
+        "activation": [StrOptions({"relu", "leaky_relu", "tanh", "logistic", "identity"})],
+        "generator_hidden_sizes": ["array-like", None],
+        "input_noise": [Interval(Real, 0, None, closed="left")],
+        "hidden_noise": [Interval(Real, 0, None, closed="left")],
+        "unsupervised_weight": [Interval(Real, 0, None, closed="left")],
+        "classes": ["array-like", None],
+    }
+
+    _default_hidden_layer_sizes = {"mlp": (1000, 500, 250, 250, 250), "conv": (32, 64)}
+
+    def __init__(self, n_components=100, *, hidden_layer_sizes=None, generator_hidden_sizes=None,
+                 activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
+                 unsupervised_weight=1.0, classes=None, max_epochs=100, batch_size=100, lr=3e-3,
+                 optimizer="adam", weight_decay=0.0, device="cpu", random_state=None, verbose=0,
+                 callbacks=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.generator_hidden_sizes = generator_hidden_sizes
+        self.activation = activation
+        self.backbone = backbone
+        self.input_noise = input_noise
+        self.hidden_noise = hidden_noise
+        self.unsupervised_weight = unsupervised_weight
+        self.classes = classes
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the discriminator (the classifier) and the generator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
+                (n_samples, C, H, W)
+            Training data, labeled and unlabeled rows; best in [0, 1] or standardized.
+        y : array-like of shape (n_samples,)
+            Class labels, -1 for unlabeled rows (a fully labeled y works too). Labels that are
+            strings need an object array to hold -1.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
+        y_enc, labeled = self._validate_y(X, y)
+        backbone = self._backbone()
+        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
+        self._fit_net(
+            lambda: self._build_model(backbone, in_unit_interval),
+            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+        )
+        return self
+
+    def _build_model(self, backbone, in_unit_interval):
+        shape = self.input_shape_
+        hidden = self._hidden_layer_sizes(backbone)
+        if self.generator_hidden_sizes is None:
+            gen_hidden = hidden[::-1] if backbone == "conv" else (500, 500)
+        else:
+            gen_hidden = _check_hidden(self.generator_hidden_sizes, backbone)
+        discriminator = mlp_discriminator if backbone == "mlp" else conv_discriminator
+        generator = mlp_generator if backbone == "mlp" else conv_generator
+        features, head = discriminator(shape, hidden, len(self.classes_), self.activation,
+                                       self.input_noise, self.hidden_noise)
+        output = "logistic" if in_unit_interval else "identity"
+        return GANModel(
+            features, head, generator(self.n_components, gen_hidden, shape, output),
+            self.n_components, n_fake=self.batch_size,
+            unsupervised_weight=self.unsupervised_weight,
+        )
+
+    @staticmethod
+    def _class_logits(model, x):
+        return model.class_logits(x)
+
+    @validate_params(
+        {"n_samples": [Interval(Integral, 1, None, closed="left")],
+         "random_state": ["random_state"]},
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, random_state=None):
+        """Generate rows with the generator, from ``z ~ U(0, 1)^n_components``.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws of ``z``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, *input_shape_)
+            Generated data, float32.
+        """
+        check_is_fitted(self)
+        z = check_random_state(random_state).uniform(size=(n_samples, self.n_components))
+        return self._forward(lambda m, z: m.generator(z), z.astype(np.float32))

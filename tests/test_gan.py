@@ -1,0 +1,166 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from skae import DivergenceError, GANClassifier
+from skae.datasets import make_semi_supervised
+
+SMALL = dict(hidden_layer_sizes=(32,), generator_hidden_sizes=(16,), max_epochs=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def small_data(digits):
+    X, y = digits
+    return X[:300], make_semi_supervised(y[:300], 60, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(small_data):
+    return GANClassifier(**SMALL).fit(*small_data)
+
+
+def test_semi_supervised_beats_supervised_only(digits):
+    # 30 labels among 1257 rows: the real/fake task on the unlabeled rows helps the classifier
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
+                                                        stratify=y)
+    y_semi = make_semi_supervised(y_train, 30, random_state=0)
+    params = dict(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,), max_epochs=30,
+                  random_state=0)
+    semi = GANClassifier(**params).fit(X_train, y_semi).score(X_test, y_test)
+    supervised = GANClassifier(unsupervised_weight=0.0, **params).fit(X_train, y_semi)
+    assert semi > 0.8
+    assert semi > supervised.score(X_test, y_test) + 0.03
+
+
+def test_fit_attributes(fitted, small_data):
+    X, _ = small_data
+    np.testing.assert_array_equal(fitted.classes_, np.arange(10))
+    assert fitted.n_iter_ == 3
+    assert fitted.input_shape_ == (64,)
+    history = fitted.net_.history
+    assert np.all(np.isfinite(history[:, "disc_loss"]))
+    assert np.all(np.isfinite(history[:, "gen_loss"]))
+    proba = fitted.predict_proba(X[:5])
+    assert proba.shape == (5, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_discriminator_loss_is_the_improved_gan_objective(fitted, small_data):
+    # D(x) = Z(x) / (Z(x) + 1), Z = sum_k exp(l_k): the real/fake logit is logsumexp(l)
+    X, y = small_data
+    model = fitted.net_.module_
+    labeled = y != -1
+    x = torch.tensor(X[:50])
+    x_lab = torch.tensor(X[labeled][:20])
+    y_lab = torch.tensor(y[labeled][:20])
+    with torch.no_grad():
+        torch.testing.assert_close(model.real_logit(x),
+                                   torch.logsumexp(model.class_logits(x), dim=1))
+        torch.manual_seed(0)
+        loss = model.loss_disc((x, x_lab, y_lab))
+        torch.manual_seed(0)
+        fake = model.generator(model.noise(model.n_fake, x))
+
+        def prob_real(rows):
+            z = model.class_logits(rows).double().exp().sum(dim=1)
+            return z / (z + 1)
+
+        expected = (F.cross_entropy(model.class_logits(x_lab), y_lab).double()
+                    - prob_real(x).log().mean() - (1 - prob_real(fake)).log().mean())
+    assert model.n_fake == fitted.batch_size
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sample_shape_range_and_determinism(fitted):
+    a = fitted.sample(5, random_state=0)
+    assert a.shape == (5, 64) and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 1  # X in [0, 1]: sigmoid output
+    np.testing.assert_array_equal(a, fitted.sample(5, random_state=0))
+    assert not np.array_equal(a, fitted.sample(5, random_state=1))
+    assert fitted.sample().shape == (1, 64)
+
+
+def test_linear_generator_output_for_standardized_data(small_data):
+    X, y = small_data
+    X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-3)
+    samples = GANClassifier(**SMALL).fit(X, y).sample(200, random_state=0)
+    assert samples.min() < 0 or samples.max() > 1
+
+
+def test_same_random_state_same_predictions(fitted, small_data):
+    X, y = small_data
+    other = GANClassifier(**SMALL).fit(X, y)
+    np.testing.assert_array_equal(fitted.predict_proba(X), other.predict_proba(X))
+
+
+def test_fully_labeled_y(digits):
+    X, y = digits
+    clf = GANClassifier(**{**SMALL, "max_epochs": 20}).fit(X[:200], y[:200])
+    assert clf.score(X[:200], y[:200]) > 0.5
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_generator_batch_is_at_least_two_rows(small_data, batch_size):
+    X, y = small_data
+    clf = GANClassifier(**{**SMALL, "max_epochs": 1, "batch_size": batch_size}).fit(X[:30], y[:30])
+    assert clf.net_.module_.n_fake == max(batch_size, 2)
+
+
+def test_nan_in_X_raises(small_data):
+    X, y = small_data
+    X = X.copy()
+    X[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        GANClassifier(**SMALL).fit(X, y)
+
+
+def test_no_labeled_rows_raises(small_data):
+    X, _ = small_data
+    with pytest.raises(ValueError, match="no labeled rows"):
+        GANClassifier(**SMALL).fit(X, np.full(len(X), -1))
+
+
+def test_string_labels_with_unlabeled_rows(small_data):
+    X, _ = small_data
+    y = np.array(["even", "odd"] * 150, dtype=object)
+    y[10:] = -1
+    clf = GANClassifier(**SMALL).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, ["even", "odd"])
+    assert set(clf.predict(X)) <= {"even", "odd"}
+
+
+def test_pickle_round_trip(fitted, small_data):
+    X, _ = small_data
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(restored.sample(3, random_state=0),
+                                  fitted.sample(3, random_state=0))
+
+
+def test_conv_backbone_on_images(digits):
+    X, y = digits
+    images = X[:200].reshape(-1, 8, 8)
+    y_semi = make_semi_supervised(y[:200], 40, random_state=0)
+    clf = GANClassifier(hidden_layer_sizes=(8, 16), max_epochs=2, random_state=0)
+    clf.fit(images, y_semi)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in clf.net_.module_.modules())
+    assert clf.predict(images).shape == (200,)
+    assert clf.predict(images.reshape(200, 64)).shape == (200,)  # flat rows are accepted too
+    assert clf.sample(4, random_state=0).shape == (4, 8, 8)
+
+
+def test_divergence_names_the_phase(small_data):
+    with pytest.raises(DivergenceError, match="'disc' loss"):
+        GANClassifier(**{**SMALL, "optimizer": "sgd", "lr": 1e6}).fit(*small_data)
