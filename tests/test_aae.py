@@ -1,0 +1,211 @@
+"""AAEClassifier: the -1 convention, learning from few labels, style codes and sampling."""
+
+import pickle
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+
+from skae import AAEClassifier
+
+TINY = {"hidden_layer_sizes": (16,), "discriminator_hidden_sizes": (8,), "max_epochs": 1,
+        "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+@pytest.fixture(scope="module")
+def semi(digits):
+    """Digits with 10 % of the labels kept (stratified), the rest -1."""
+    X, y = digits
+    rng = np.random.RandomState(0)
+    keep = np.zeros(len(y), dtype=bool)
+    for c in range(10):
+        idx = np.flatnonzero(y == c)
+        keep[rng.choice(idx, size=len(idx) // 10, replace=False)] = True
+    y_semi = np.where(keep, y, -1)
+    return X, y, y_semi
+
+
+@pytest.fixture(scope="module")
+def aae(semi):
+    X, _, y_semi = semi
+    return AAEClassifier(6, hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,),
+                         max_epochs=15, random_state=0).fit(X, y_semi)
+
+
+def test_classes_exclude_unlabeled_marker(aae):
+    assert_array_equal(aae.classes_, np.arange(10))
+
+
+def test_history_has_every_phase(aae):
+    last = aae.net_.history[-1]
+    for phase in ("recon", "disc", "gen", "sup"):
+        assert np.isfinite(last[f"{phase}_loss"])
+    assert aae.n_iter_ == 15
+
+
+def test_labeled_rows_are_learned(semi, aae):
+    X, y, y_semi = semi
+    labeled = y_semi != -1
+    assert aae.score(X[labeled], y[labeled]) > 0.85
+
+
+def test_beats_chance_by_far_with_ten_percent_labels(semi, aae):
+    X, y, y_semi = semi
+    unlabeled = y_semi == -1
+    assert aae.score(X[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
+
+
+def test_score_ignores_unlabeled_rows(semi, aae):
+    X, y, y_semi = semi
+    labeled = y_semi != -1
+    expected = np.mean(aae.predict(X[labeled]) == y[labeled])
+    assert aae.score(X, y_semi) == pytest.approx(expected)
+
+
+def test_predict_proba_is_a_distribution(semi, aae):
+    X = semi[0][:50]
+    proba = aae.predict_proba(X)
+    assert proba.shape == (50, 10)
+    assert np.allclose(proba.sum(axis=1), 1) and (proba >= 0).all()
+    assert_array_equal(aae.predict(X), aae.classes_[proba.argmax(axis=1)])
+    assert np.allclose(np.exp(aae.predict_log_proba(X)), proba)
+
+
+def test_transform_gives_style_codes(semi, aae):
+    X = semi[0][:40]
+    z = aae.transform(X)
+    assert z.shape == (40, 6)
+    assert_array_equal(z, aae.transform(X))
+    assert aae.inverse_transform(z).shape == (40, 64)
+    assert aae.inverse_transform(z, y=aae.predict(X)).shape == (40, 64)
+
+
+def test_inverse_transform_rejects_unknown_classes_and_widths(aae):
+    with pytest.raises(ValueError, match=r"y has labels \[42\] not in classes_"):
+        aae.inverse_transform(np.zeros((2, 6)), y=42)
+    with pytest.raises(ValueError, match="X has 3 features, but the style code has "
+                                         "n_components=6"):
+        aae.inverse_transform(np.zeros((2, 3)))
+
+
+def test_sample_of_one_class(aae):
+    X, y = aae.sample(5, y=3, random_state=0)
+    assert X.shape == (5, 64)
+    assert_array_equal(y, [3] * 5)
+    X2, _ = aae.sample(5, y=3, random_state=0)
+    assert_array_equal(X, X2)
+
+
+def test_sample_without_y_draws_known_classes(aae):
+    _, y = aae.sample(30, random_state=0)
+    assert set(y) <= set(aae.classes_) and len(set(y)) > 1
+
+
+def test_one_style_rendered_in_every_class(aae):
+    style = np.zeros(6)
+    X, y = aae.sample(10, y=aae.classes_, style=style)
+    assert_array_equal(y, aae.classes_)
+    # the same style in different classes gives different rows ...
+    dist = np.linalg.norm(X[:, None] - X[None], axis=2)
+    assert dist[~np.eye(10, dtype=bool)].min() > 1e-3
+    # ... and is exactly inverse_transform of that style rendered as each class
+    assert_array_equal(X, aae.inverse_transform(np.tile(style, (10, 1)), y=aae.classes_))
+
+
+def test_pickle_round_trip_gives_identical_predictions(semi, aae):
+    X = semi[0]
+    restored = pickle.loads(pickle.dumps(aae))
+    assert_array_equal(restored.predict_proba(X), aae.predict_proba(X))
+    assert_array_equal(restored.transform(X), aae.transform(X))
+
+
+def test_same_random_state_same_predictions(semi):
+    X, _, y_semi = semi
+    a = AAEClassifier(**TINY).fit(X[:400], y_semi[:400])
+    b = clone(a).fit(X[:400], y_semi[:400])
+    assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+# --- labels ----------------------------------------------------------------------------------
+def test_string_labels_with_unlabeled_marker(semi):
+    X, y, y_semi = semi
+    names = np.array([f"digit{v}" for v in y], dtype=object)
+    y_str = names.copy()
+    y_str[y_semi == -1] = -1
+    clf = AAEClassifier(**TINY).fit(X, y_str)
+    assert_array_equal(clf.classes_, [f"digit{v}" for v in range(10)])
+    pred = clf.predict(X[:20])
+    assert set(pred) <= set(clf.classes_)
+    labeled = y_semi != -1
+    assert clf.score(X, y_str) == pytest.approx(np.mean(clf.predict(X[labeled])
+                                                        == names[labeled]))
+    Xs, ys = clf.sample(2, y="digit7", random_state=0)
+    assert Xs.shape == (2, 64) and list(ys) == ["digit7", "digit7"]
+
+
+def test_fully_labeled_y_works(digits):
+    X, y = digits
+    clf = AAEClassifier(**TINY).fit(X[:300], y[:300])
+    assert_array_equal(clf.classes_, np.unique(y[:300]))
+    assert clf.predict(X[:5]).shape == (5,)
+
+
+def test_no_labeled_rows_is_an_error(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="y has no labeled rows: every entry is -1"):
+        AAEClassifier(**TINY).fit(X[:50], np.full(50, -1))
+
+
+def test_declared_class_without_labeled_row_is_an_error(semi):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match=r"classes \[10\] have no labeled row in y"):
+        AAEClassifier(classes=list(range(11)), **TINY).fit(X, y_semi)
+
+
+def test_label_outside_declared_classes_is_an_error(semi):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match=r"y has labels \[9\] not in classes="):
+        AAEClassifier(classes=list(range(9)), **TINY).fit(X, y_semi)
+
+
+def test_declared_classes_are_used(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(classes=list(range(10)), **TINY).fit(X, y_semi)
+    assert_array_equal(clf.classes_, np.arange(10))
+
+
+def test_continuous_y_is_an_error(semi):
+    X, _, y_semi = semi
+    y_cont = np.where(y_semi == -1, -1.0, np.random.RandomState(0).rand(len(y_semi)))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        AAEClassifier(**TINY).fit(X, y_cont)
+
+
+def test_single_class_is_an_error(semi):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        AAEClassifier(**TINY).fit(X, np.where(y_semi == -1, -1, 0))
+
+
+def test_y_none_is_an_error(digits):
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        AAEClassifier(**TINY).fit(digits[0][:20], None)
+
+
+def test_image_input_with_conv_backbone(semi):
+    X, _, y_semi = semi
+    imgs = X[:300].reshape(-1, 8, 8)
+    clf = AAEClassifier(3, hidden_layer_sizes=(4,), discriminator_hidden_sizes=(8,),
+                        max_epochs=1, random_state=0).fit(imgs, y_semi[:300])
+    assert clf.transform(imgs).shape == (300, 3)
+    assert clf.inverse_transform(clf.transform(imgs[:4])).shape == (4, 8, 8)
+    Xs, _ = clf.sample(2, random_state=0)
+    assert Xs.shape == (2, 8, 8)

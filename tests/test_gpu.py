@@ -1,0 +1,170 @@
+"""Every estimator on a CUDA device (skipped without one: run with ``pytest -m gpu``).
+
+On CUDA, results are only checked to be sane (shapes, finite values, accuracy well above
+chance), not equal to CPU results.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+
+from skae import VAE, AAEClassifier, AutoEncoder, AutoEncoderClassifier
+
+pytestmark = pytest.mark.gpu
+
+DEVICE = "cuda"
+
+
+@pytest.fixture(scope="module")
+def semi():
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(0)
+    keep = np.zeros(len(y), dtype=bool)
+    for c in range(10):
+        idx = np.flatnonzero(y == c)
+        keep[rng.choice(idx, size=len(idx) // 10, replace=False)] = True
+    return X / 16.0, y, np.where(keep, y, -1)
+
+
+def _on_device(estimator):
+    params = list(estimator.net_.module_.parameters())
+    return all(p.device.type == torch.device(DEVICE).type for p in params)
+
+
+@pytest.fixture(scope="module")
+def aae(semi):
+    X, _, y_semi = semi
+    return AAEClassifier(6, hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,),
+                         max_epochs=10, device=DEVICE, random_state=0).fit(X, y_semi)
+
+
+@pytest.fixture(scope="module")
+def ae(semi):
+    return AutoEncoder(8, hidden_layer_sizes=(32,), max_epochs=10, device=DEVICE,
+                       random_state=0).fit(semi[0])
+
+
+def test_autoencoder(semi, ae):
+    X = semi[0]
+    assert _on_device(ae)
+    codes = ae.transform(X)
+    assert codes.shape == (len(X), 8) and codes.dtype == np.float64
+    assert np.all(np.isfinite(codes))
+    assert ae.inverse_transform(codes).shape == X.shape
+    scores = ae.score_samples(X)
+    assert np.all(np.isfinite(scores))
+    noise = np.random.RandomState(0).uniform(0, 1, size=(50, 64))
+    assert np.median(ae.score_samples(noise)) < np.percentile(scores, 5)
+    assert ae.net_.history[-1, "recon_loss"] < ae.net_.history[0, "recon_loss"]
+
+
+@pytest.mark.parametrize("device", ["cuda:0", torch.device("cuda")])
+def test_device_spellings(semi, device):
+    X = semi[0][:200].astype(np.float32)
+    ae = AutoEncoder(2, hidden_layer_sizes=(8,), max_epochs=1, device=device, random_state=0)
+    codes = ae.fit(X).transform(X)
+    assert _on_device(ae) and codes.dtype == np.float32 and np.all(np.isfinite(codes))
+
+
+def test_missing_cuda_index_is_a_value_error(semi):
+    n = torch.cuda.device_count()
+    with pytest.raises(ValueError, match=f"only {n} CUDA device"):
+        AutoEncoder(device=f"cuda:{n}", max_epochs=1).fit(semi[0][:50])
+
+
+def test_conv_autoencoder_on_images(semi):
+    imgs = semi[0].reshape(-1, 1, 8, 8)
+    ae = AutoEncoder(4, hidden_layer_sizes=(8, 16), max_epochs=3, device=DEVICE,
+                     random_state=0).fit(imgs)
+    assert _on_device(ae)
+    out = ae.inverse_transform(ae.transform(imgs))
+    assert out.shape == imgs.shape and np.all(np.isfinite(out))
+
+
+def test_fit_leaves_cuda_rng_untouched(semi):
+    cpu, cuda = torch.random.get_rng_state(), torch.cuda.get_rng_state()
+    AutoEncoder(2, hidden_layer_sizes=(8,), noise=0.1, max_epochs=1, device=DEVICE,
+                random_state=0).fit(semi[0][:200])
+    assert torch.equal(torch.random.get_rng_state(), cpu)
+    assert torch.equal(torch.cuda.get_rng_state(), cuda)
+
+
+def test_vae(semi):
+    X = semi[0]
+    vae = VAE(4, hidden_layer_sizes=(32,), loss="bce", max_epochs=5, device=DEVICE,
+              random_state=0).fit(X)
+    assert _on_device(vae)
+    s = vae.sample(6, random_state=0)
+    assert s.shape == (6, 64) and np.all((s >= 0) & (s <= 1))
+    assert_array_equal(s, vae.sample(6, random_state=0))
+    assert np.all(np.isfinite(vae.score_samples(X)))
+    assert_array_equal(vae.transform(X[:20]), vae.transform(X[:20]))
+
+
+def test_aae_classifier(semi, aae):
+    X, y, y_semi = semi
+    assert _on_device(aae)
+    unlabeled = y_semi == -1
+    assert aae.score(X[unlabeled], y[unlabeled]) > 0.3  # chance: 0.1
+    assert np.allclose(aae.predict_proba(X).sum(axis=1), 1)
+    assert aae.transform(X).shape == (len(X), 6)
+    Xs, ys = aae.sample(4, y=3, random_state=0)
+    assert Xs.shape == (4, 64) and np.all(np.isfinite(Xs)) and list(ys) == [3] * 4
+
+
+def test_autoencoder_classifier(semi):
+    X, y, y_semi = semi
+    clf = AutoEncoderClassifier(8, hidden_layer_sizes=(32,), pretrain_epochs=3, max_epochs=30,
+                                batch_size=32, lr=1e-2, device=DEVICE, random_state=0)
+    clf.fit(X, y_semi)
+    assert _on_device(clf)
+    unlabeled = y_semi == -1
+    assert clf.score(X[unlabeled], y[unlabeled]) > 0.3
+
+
+def test_pickle_round_trip_on_cuda(semi, aae):
+    X = semi[0]
+    restored = pickle.loads(pickle.dumps(aae))
+    assert _on_device(restored)
+    assert_array_equal(restored.predict_proba(X), aae.predict_proba(X))
+
+
+_LOAD_ON_CPU = textwrap.dedent("""
+    import pickle, sys, warnings
+    import numpy as np
+    import torch
+
+    assert not torch.cuda.is_available(), "CUDA should be hidden"
+    folder = sys.argv[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skorch warns that it maps CUDA to the CPU
+        with open(folder + "/models.pkl", "rb") as f:
+            models = pickle.load(f)
+    for model in models.values():
+        assert torch.device(model.net_.device).type == "cpu"
+        assert all(p.device.type == "cpu" for p in model.net_.module_.parameters())
+    X = np.load(folder + "/X.npy")
+    np.save(folder + "/codes_cpu.npy", models["ae"].transform(X))
+    np.save(folder + "/proba_cpu.npy", models["aae"].predict_proba(X))
+""")
+
+
+def test_cuda_model_unpickles_and_predicts_without_cuda(tmp_path, semi, ae, aae):
+    X = semi[0][:300]
+    with open(tmp_path / "models.pkl", "wb") as f:
+        pickle.dump({"ae": ae, "aae": aae}, f)
+    np.save(tmp_path / "X.npy", X)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-c", _LOAD_ON_CPU, str(tmp_path)], check=False,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_allclose(np.load(tmp_path / "codes_cpu.npy"), ae.transform(X), rtol=1e-3, atol=1e-4)
+    assert_allclose(np.load(tmp_path / "proba_cpu.npy"), aae.predict_proba(X), atol=1e-4)

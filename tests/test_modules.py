@@ -1,0 +1,166 @@
+"""The torch building blocks of :mod:`skae.modules`: shapes, weight tying, noise."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.testing import assert_close
+
+from skae.modules import (
+    MLP,
+    ConvDecoder,
+    ConvEncoder,
+    GaussianNoise,
+    MLPDecoder,
+    MLPEncoder,
+    TiedMLPDecoder,
+    build_decoder,
+    build_encoder,
+)
+
+SHAPES_MLP = [(10,), (8, 8), (7, 9), (3, 7, 9), (1, 8, 8)]
+# (7, 9), (3, 7, 9), (2, 5, 11): not multiples of 2**2, padded by encoders, cropped by decoders
+SHAPES_CONV = [(8, 8), (7, 9), (1, 8, 8), (3, 7, 9), (2, 5, 11), (1, 28, 28)]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def test_mlp_layers_end_with_linear_without_activation():
+    mlp = MLP([5, 8, 6, 3], "tanh")
+    kinds = [type(m) for m in mlp]
+    assert kinds == [nn.Linear, nn.Tanh, nn.Linear, nn.Tanh, nn.Linear]
+    assert mlp(torch.randn(4, 5)).shape == (4, 3)
+
+
+def test_mlp_without_hidden_layers_is_one_linear_map():
+    mlp = MLP([5, 3], "relu")
+    assert [type(m) for m in mlp] == [nn.Linear]
+
+
+@pytest.mark.parametrize("shape", SHAPES_MLP)
+@pytest.mark.parametrize("hidden", [(), (16,), (16, 8)])
+def test_mlp_encoder_decoder_shapes(shape, hidden):
+    enc = MLPEncoder(shape, hidden, 3)
+    dec = MLPDecoder(3, hidden[::-1], shape)
+    x = torch.randn(5, *shape)
+    z = enc(x)
+    assert z.shape == (5, 3)
+    assert dec(z).shape == (5, *shape)
+
+
+@pytest.mark.parametrize("shape", SHAPES_CONV)
+@pytest.mark.parametrize("channels", [(4,), (4, 8)])
+def test_conv_encoder_decoder_shapes(shape, channels):
+    enc = ConvEncoder(shape, channels, 3)
+    dec = ConvDecoder(3, channels, shape)
+    x = torch.randn(2, *shape)
+    z = enc(x)
+    assert z.shape == (2, 3)
+    out = dec(z)
+    assert out.shape == (2, *shape)
+    # trainable end to end through padding and cropping
+    out.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
+
+
+def test_conv_encoder_reads_every_pixel_of_an_odd_sized_input():
+    # every pixel of a 7x9 image (including the last row and column) reaches the code
+    enc = ConvEncoder((7, 9), (4, 8), 3)
+    x = torch.randn(1, 7, 9, requires_grad=True)
+    enc(x).sum().backward()
+    assert (x.grad[0, -1, :] != 0).any() and (x.grad[0, :, -1] != 0).any()
+
+
+@pytest.mark.parametrize("shape", [(10,), (4, 3, 2, 2)])
+def test_conv_backbone_rejects_non_image_shapes(shape):
+    with pytest.raises(ValueError, match=r"needs images of shape \(n, H, W\) or \(n, C, H, W\)"):
+        ConvEncoder(shape, (4,), 2)
+    with pytest.raises(ValueError, match=r"needs images of shape"):
+        ConvDecoder(2, (4,), shape)
+
+
+@pytest.mark.parametrize("backbone, kinds", [("mlp", (MLPEncoder, MLPDecoder)),
+                                             ("conv", (ConvEncoder, ConvDecoder))])
+def test_build_encoder_decoder_pick_backbone(backbone, kinds):
+    enc = build_encoder(backbone, (6, 6), (4,), 2, "relu")
+    dec = build_decoder(backbone, 2, (4,), (6, 6), "relu")
+    assert isinstance(enc, kinds[0]) and isinstance(dec, kinds[1])
+    assert dec(enc(torch.randn(3, 6, 6))).shape == (3, 6, 6)
+
+
+# --- tied weights ----------------------------------------------------------------------------
+def _tied(shape=(6,), hidden=(5, 4), n_out=3, activation="tanh"):
+    enc = MLPEncoder(shape, hidden, n_out, activation)
+    dec = build_decoder("mlp", n_out, hidden, shape, activation, tied_to=enc)
+    return enc, dec
+
+
+def test_tied_decoder_owns_only_biases():
+    enc, dec = _tied()
+    assert isinstance(dec, TiedMLPDecoder)
+    enc_ids = {id(p) for p in enc.parameters()}
+    dec_params = list(dec.parameters())
+    assert not enc_ids & {id(p) for p in dec_params}
+    # one bias per encoder linear, sized like that linear's input
+    assert [tuple(p.shape) for p in dec_params] == [(4,), (5,), (6,)]
+    # a model holding both counts every weight once
+    both = nn.ModuleDict({"enc": enc, "dec": dec})
+    n_enc = sum(p.numel() for p in enc.parameters())
+    assert sum(p.numel() for p in both.parameters()) == n_enc + 4 + 5 + 6
+
+
+def test_tied_decoder_computes_transposed_encoder_layers():
+    enc, dec = _tied()
+    z = torch.randn(7, 3)
+    lins = enc.linears()[::-1]
+    h = z
+    for i, (lin, b) in enumerate(zip(lins, dec.biases, strict=True)):
+        h = F.linear(h, lin.weight.t(), b)
+        h = torch.tanh(h) if i < len(lins) - 1 else h
+    assert_close(dec(z), h)
+
+
+def test_tied_decoder_shares_encoder_storage_and_gradient():
+    enc, dec = _tied()
+    z = torch.randn(4, 3)
+    before = dec(z).detach().clone()
+    with torch.no_grad():
+        enc.linears()[0].weight.mul_(2.0)  # edit the encoder in place ...
+    assert not torch.allclose(dec(z), before)  # ... and the decoder sees it
+
+    dec(z).square().sum().backward()  # the decoder alone: its gradient reaches the encoder
+    for lin in enc.linears():
+        assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+
+
+def test_tied_decoder_reshapes_to_images():
+    enc, dec = _tied(shape=(2, 3, 4), hidden=(8,))
+    assert dec(enc(torch.randn(5, 2, 3, 4))).shape == (5, 2, 3, 4)
+
+
+# --- GaussianNoise ---------------------------------------------------------------------------
+def test_gaussian_noise_is_identity_in_eval_mode():
+    noise = GaussianNoise(0.5).eval()
+    x = torch.randn(100, 3)
+    assert torch.equal(noise(x), x)
+
+
+def test_gaussian_noise_adds_noise_of_given_std_in_training():
+    noise = GaussianNoise(0.5).train()
+    x = torch.randn(20_000, 5)
+    diff = noise(x) - x
+    assert diff.mean().abs() < 0.02
+    assert diff.std().item() == pytest.approx(0.5, rel=0.03)
+    assert torch.equal(GaussianNoise(0.0).train()(x), x)
+
+
+def test_mlp_noise_layers_only_act_in_training():
+    mlp = MLP([4, 8, 2], input_noise=0.3, hidden_noise=0.3)
+    x = torch.randn(10, 4)
+    mlp.eval()
+    assert torch.equal(mlp(x), mlp(x))
+    mlp.train()
+    assert not torch.equal(mlp(x), mlp(x))
