@@ -111,6 +111,9 @@ class TrainingNet(NeuralNet):
     those are wrong for us: no validation split, shuffled batches fetched whole.
     """
 
+    # `module` is the model instance itself (== module_): pickle it with module_, device-aware
+    cuda_dependent_attributes_ = ["module"]
+
     def __init__(self, module, *args, criterion=torch.nn.Identity, train_split=None,
                  weight_decay=0.0, iterator_train__shuffle=True,
                  iterator_train__collate_fn=_pass_through,
