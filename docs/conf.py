@@ -128,7 +128,24 @@ def _quote_attributes_in_types(app, what, name, obj, options, lines):
             lines[i] = match.group(1) + _ATTRIBUTE.sub(r"`\1`", match.group(2))
 
 
+# --- generated pages: the list of benchmark tables ---------------------------------------------
+def _write_benchmark_list(app):
+    """A toctree of ``docs/benchmarks/*.md`` (written by the benchmark scripts), or a note."""
+    pages = sorted(p.stem for p in (HERE / "benchmarks").glob("*.md"))
+    if pages:
+        text = ".. toctree::\n   :maxdepth: 1\n\n" + "".join(
+            f"   benchmarks/{page}\n" for page in pages)
+    else:
+        text = "No benchmark results have been recorded yet.\n"
+    out = HERE / "generated"
+    out.mkdir(exist_ok=True)
+    path = out / "benchmark_list.rst.inc"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def setup(app):
     app.connect("builder-inited", _write_cli_help)
+    app.connect("builder-inited", _write_benchmark_list)
     app.connect("autodoc-skip-member", _skip_sklearn_members)
     app.connect("autodoc-process-docstring", _quote_attributes_in_types, priority=400)
