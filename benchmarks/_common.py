@@ -1,0 +1,228 @@
+"""What skae's benchmark scripts share: data, the machine, tables and result files.
+
+Each script builds a list of rows (dicts) and a list of columns, then calls
+:func:`print_table` and :func:`write_results`. A column is a key of the rows, or a
+``(key, title)`` or ``(key, title, format_spec)`` tuple.
+"""
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "BenchmarkError",
+    "command_line",
+    "load_data",
+    "machine_info",
+    "main_guard",
+    "print_table",
+    "write_results",
+]
+
+
+class BenchmarkError(Exception):
+    """An error to report to the user in one line (no traceback)."""
+
+
+def main_guard(main):
+    """Run ``main()``; a :class:`BenchmarkError` becomes a one-line message and exit status 1."""
+    try:
+        return main()
+    except BenchmarkError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def command_line():
+    """The command that is running, as it can be pasted into a shell."""
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(device="cpu"):
+    """A dict describing the machine: platform, CPU, cores, torch version and threads, GPU."""
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    try:
+        import skae
+
+        info["skae"] = skae.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def load_data(name, data_dir=None, *, rows=None, test=False, flatten=True):
+    """``(X_train, y_train, X_test, y_test)`` float32 in [0, 1], or ``test=False``: no test part.
+
+    ``name`` is ``"mnist"`` (read with :func:`skae.datasets.load_mnist` from ``data_dir``) or
+    ``"digits"`` (scikit-learn's 8x8 digits, split 1437 / 360). ``rows`` keeps the first rows of
+    the training set. Raises :class:`BenchmarkError` when the data cannot be read.
+    """
+    if name == "mnist":
+        from skae.datasets import load_mnist
+
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise BenchmarkError(f"MNIST folder {data_dir} does not exist (see --data-dir)")
+        try:
+            X_train, y_train, X_test, y_test = load_mnist(
+                data_dir, return_X_y=True, flatten=flatten
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            raise BenchmarkError(f"{exc} (see --data-dir)") from None
+    elif name == "digits":
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        X = (X / 16.0).astype(np.float32)
+        if not flatten:
+            X = X.reshape(-1, 8, 8)
+        X_train, X_test, y_train, y_test = X[:1437], X[1437:], y[:1437], y[1437:]
+    else:
+        raise BenchmarkError(f"unknown data set {name!r}: use 'mnist' or 'digits'")
+    if rows is not None:
+        if rows > len(X_train):
+            raise BenchmarkError(
+                f"--rows {rows} but the {name} training set has {len(X_train)} rows"
+            )
+        X_train, y_train = X_train[:rows], y_train[:rows]
+    return (X_train, y_train, X_test, y_test) if test else (X_train, y_train)
+
+
+def _columns(columns):
+    out = []
+    for col in columns:
+        col = (col,) if isinstance(col, str) else tuple(col)
+        key = col[0]
+        title = col[1] if len(col) > 1 else key
+        fmt = col[2] if len(col) > 2 else None
+        out.append((key, title, fmt))
+    return out
+
+
+def _cell(value, fmt):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if fmt:
+        return format(value, fmt)
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cells(rows, columns):
+    columns = _columns(columns)
+    header = [title for _, title, _ in columns]
+    body = [[_cell(row.get(key), fmt) for key, _, fmt in columns] for row in rows]
+    return header, body
+
+
+def print_table(rows, columns, file=None):
+    """Print rows as an aligned text table (numbers right-aligned)."""
+    header, body = _cells(rows, columns)
+    widths = [max(len(c) for c in col) for col in zip(header, *body)]
+    numeric = [all(_is_number(r[i]) for r in body if r[i]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)
+        ).rstrip()
+
+    print(line(header), file=file)
+    print("  ".join("-" * w for w in widths), file=file)
+    for cells in body:
+        print(line(cells), file=file)
+
+
+def _is_number(text):
+    try:
+        float(text.rstrip("x%"))
+    except ValueError:
+        return False
+    return True
+
+
+def markdown_table(rows, columns):
+    """Rows as a GitHub Markdown table (a string)."""
+    header, body = _cells(rows, columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_results(rows, columns, path_md, path_json, command, notes=(), *, title=None,
+                  machine=None, extra=None):
+    """Write the results as Markdown (``path_md``) and JSON (``path_json``); either may be None.
+
+    Both record ``command``, the machine (``machine``, default :func:`machine_info`) and the
+    date. ``notes`` (a string or a list of strings) are printed under the table; ``extra`` (a
+    dict, e.g. the raw timings) goes into the JSON only. Folders are created as needed.
+    """
+    notes = [notes] if isinstance(notes, str) else list(notes)
+    machine = machine_info() if machine is None else machine
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    if path_json is not None:
+        data = {
+            "title": title,
+            "command": command,
+            "date": date,
+            "machine": machine,
+            "notes": notes,
+            "columns": [key for key, _, _ in _columns(columns)],
+            "rows": rows,
+            **(extra or {}),
+        }
+        path_json = Path(path_json)
+        path_json.parent.mkdir(parents=True, exist_ok=True)
+        path_json.write_text(json.dumps(_jsonable(data), indent=1) + "\n")
+    if path_md is not None:
+        parts = [f"# {title}\n"] if title else []
+        parts.append(markdown_table(rows, columns) + "\n")
+        parts += [f"- {note}" for note in notes]
+        if notes:
+            parts.append("")
+        parts.append("Command:\n\n```\n" + command + "\n```\n")
+        parts.append(f"Date: {date}\n")
+        parts.append("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n")
+        path_md = Path(path_md)
+        path_md.parent.mkdir(parents=True, exist_ok=True)
+        path_md.write_text("\n".join(parts))

@@ -1,0 +1,73 @@
+"""Semi-supervised benchmark: skae's classifiers beside sklearn's baselines, on MNIST or digits.
+
+Fits each model on the training set with all but ``--labels`` labels (a class-balanced draw per
+seed) set to -1 and reports the test error, beside the published numbers. Examples::
+
+    python benchmarks/semi_supervised.py --data-dir ../shared/data/mnist --labels 100 --seeds 3 \\
+        --device cuda
+    python benchmarks/semi_supervised.py --dataset digits --labels 100 --quiet
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from _common import BenchmarkError, command_line, machine_info, main_guard, print_table
+from _common import write_results
+
+from skae.benchmark import MODELS, run_semi_supervised, summarize
+
+COLUMNS = [
+    ("model", "model"), ("n_labeled", "labels"), ("seeds", "seeds"),
+    ("test_error", "test error (%)", ".2f"), ("test_error_std", "std", ".2f"),
+    ("published", "published (%)", ".2f"), ("fit_seconds", "fit time (s)", ".0f"),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the MNIST gzip IDX files (default: ../shared/data/mnist)")
+    parser.add_argument("--labels", type=int, nargs="+", default=[100],
+                        help="numbers of labeled training rows (default: 100)")
+    parser.add_argument("--seeds", type=int, default=1, help="labeled draws per setting")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the deep models' epochs (short CPU runs)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        metavar="MODEL", help=f"models to run (default: all of {list(MODELS)})")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--output", default="results/semi_supervised",
+                        help="path prefix of the .md and .json results")
+    args = parser.parse_args()
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise BenchmarkError(f"MNIST folder {args.data_dir} does not exist (see --data-dir)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    rows = []
+    for n_labeled in args.labels:
+        try:
+            rows += run_semi_supervised(
+                dataset=args.dataset, data_dir=args.data_dir, n_labeled=n_labeled,
+                seeds=args.seeds, device=args.device, models=args.models,
+                max_epochs=args.epochs, quiet=args.quiet,
+                callback=lambda r: print(
+                    f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
+                    f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            raise BenchmarkError(str(exc)) from None
+    summary = summarize(rows)
+    print_table(summary, COLUMNS)
+    notes = [f"dataset {args.dataset}; deep-model epochs: "
+             f"{args.epochs if args.epochs else 'the documented defaults'}"]
+    write_results(summary, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
+                  notes, title="Semi-supervised classification: test error",
+                  machine=machine_info(args.device), extra={"runs": rows})
+
+
+if __name__ == "__main__":
+    main_guard(main)

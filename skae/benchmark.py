@@ -1,0 +1,161 @@
+"""The semi-supervised benchmark: skae's classifiers beside sklearn's baselines.
+
+Used by ``python -m skae benchmark`` and ``benchmarks/semi_supervised.py``. Each model is fitted
+on the training images with all but ``n_labeled`` labels (a class-balanced draw per seed) set
+to -1, and scored on the held-out test set.
+"""
+
+import time
+
+import numpy as np
+
+__all__ = ["PUBLISHED", "MODELS", "load_split", "make_model", "run_semi_supervised",
+           "summarize", "format_table"]
+
+#: Published test errors (%) on MNIST, by (model, number of labels).
+PUBLISHED = {
+    ("AAEClassifier", 100): (1.90, "Makhzani et al. 2015, table 2"),
+    ("AAEClassifier", 1000): (1.60, "Makhzani et al. 2015, table 2"),
+    ("GANClassifier", 100): (0.93, "Salimans et al. 2016, table 1"),
+}
+
+#: Every model the benchmark knows, skae's first.
+MODELS = (
+    "AAEClassifier",
+    "GANClassifier",
+    "AutoEncoderClassifier",
+    "LabelSpreading",
+    "SelfTrainingClassifier",
+    "MLPClassifier(labeled only)",
+)
+
+
+def load_split(dataset="mnist", data_dir=None):
+    """``(X_train, y_train, X_test, y_test)``, flat float32 in [0, 1].
+
+    ``"mnist"``: the 60,000 / 10,000 split of the original files in ``data_dir``.
+    ``"digits"``: sklearn's embedded 8x8 digits, a stratified 70 / 30 split.
+    """
+    if dataset == "mnist":
+        from .datasets import load_mnist
+
+        return load_mnist(data_dir, return_X_y=True, flatten=True)
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        X, y = load_digits(return_X_y=True)
+        X_train, X_test, y_train, y_test = train_test_split(
+            (X / 16.0).astype(np.float32), y, test_size=0.3, stratify=y, random_state=0
+        )
+        return X_train, y_train, X_test, y_test
+    raise ValueError(f"unknown dataset {dataset!r}: choose 'mnist' or 'digits'")
+
+
+def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epochs=None,
+               verbose=0):
+    """The benchmark's configuration of model ``name`` (documented defaults, not per-seed tuning).
+
+    ``max_epochs`` overrides the deep models' epochs (for short CPU runs).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+
+    from . import AAEClassifier, AutoEncoderClassifier, GANClassifier
+
+    small = dataset == "digits"
+    common = {"device": device, "random_state": random_state, "verbose": verbose}
+    if name == "AAEClassifier":
+        if small:
+            params = {"hidden_layer_sizes": (256, 256), "discriminator_hidden_sizes": (128,),
+                      "max_epochs": 100}
+        else:
+            params = {"max_epochs": 100}
+        return AAEClassifier(loss="bce", **{**params, **common, **_epochs(max_epochs)})
+    if name == "GANClassifier":
+        params = {"max_epochs": 100 if small else 300}
+        return GANClassifier(**{**params, **common, **_epochs(max_epochs)})
+    if name == "AutoEncoderClassifier":
+        pretrain = 20 if max_epochs is None else max(1, max_epochs // 2)
+        return AutoEncoderClassifier(loss="bce", pretrain_epochs=pretrain,
+                                     **{"max_epochs": 100, **common, **_epochs(max_epochs)})
+    if name == "LabelSpreading":
+        return LabelSpreading(kernel="knn", n_neighbors=10, max_iter=100)
+    if name == "SelfTrainingClassifier":
+        return SelfTrainingClassifier(LogisticRegression(max_iter=200), threshold=0.9,
+                                      max_iter=10)
+    if name == "MLPClassifier(labeled only)":
+        return MLPClassifier(hidden_layer_sizes=(256,), max_iter=1000, random_state=random_state)
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+
+
+def _epochs(max_epochs):
+    return {} if max_epochs is None else {"max_epochs": int(max_epochs)}
+
+
+def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
+                        device="cpu", models=None, max_epochs=None, quiet=False,
+                        callback=None):
+    """Fit every model on every seed's labeled draw; returns one dict per (model, seed).
+
+    Each row holds ``model, n_labeled, seed, test_error`` (%), ``fit_seconds`` and
+    ``published`` (the paper's error, or None). ``callback(row)`` is called after each fit.
+    """
+    from .datasets import make_semi_supervised
+
+    X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
+    models = MODELS if models is None else models
+    rows = []
+    for seed in range(seeds):
+        y_semi = make_semi_supervised(y_train, n_labeled, random_state=seed)
+        labeled = y_semi != -1
+        for name in models:
+            model = make_model(name, dataset=dataset, device=device, random_state=seed,
+                               max_epochs=max_epochs, verbose=0 if quiet else 1)
+            start = time.perf_counter()
+            if name == "MLPClassifier(labeled only)":
+                model.fit(X_train[labeled], y_semi[labeled])
+            else:
+                model.fit(X_train, y_semi)
+            seconds = time.perf_counter() - start
+            error = 100.0 * float(np.mean(model.predict(X_test) != y_test))
+            published = PUBLISHED.get((name, n_labeled)) if dataset == "mnist" else None
+            row = {
+                "model": name, "dataset": dataset, "n_labeled": n_labeled, "seed": seed,
+                "test_error": error, "fit_seconds": seconds,
+                "epochs": getattr(model, "n_iter_", None),
+                "published": published[0] if published else None,
+            }
+            rows.append(row)
+            if callback is not None:
+                callback(row)
+    return rows
+
+
+def summarize(rows):
+    """One dict per (model, labels): test error mean and std over seeds, fit time, published."""
+    out = []
+    for model, n in dict.fromkeys((r["model"], r["n_labeled"]) for r in rows):
+        group = [r for r in rows if r["model"] == model and r["n_labeled"] == n]
+        err = np.array([r["test_error"] for r in group])
+        out.append({
+            "model": model, "n_labeled": n, "seeds": len(group),
+            "test_error": float(err.mean()),
+            "test_error_std": float(err.std(ddof=1)) if len(err) > 1 else None,
+            "published": group[0]["published"],
+            "fit_seconds": float(np.mean([r["fit_seconds"] for r in group])),
+        })
+    return out
+
+
+def format_table(rows):
+    """A Markdown table of :func:`summarize`: test error (mean ± std over seeds) per model."""
+    lines = ["| model | labels | seeds | test error (%) | published (%) | fit time (s) |",
+             "|---|---|---|---|---|---|"]
+    for r in summarize(rows):
+        spread = "" if r["test_error_std"] is None else f" ± {r['test_error_std']:.2f}"
+        published = "" if r["published"] is None else f"{r['published']:.2f}"
+        lines.append(f"| {r['model']} | {r['n_labeled']} | {r['seeds']} | "
+                     f"{r['test_error']:.2f}{spread} | {published} | {r['fit_seconds']:.0f} |")
+    return "\n".join(lines)

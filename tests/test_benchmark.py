@@ -1,0 +1,69 @@
+"""skae.benchmark: the semi-supervised benchmark's models, runs and table (digits, tiny epochs)."""
+
+import numpy as np
+import pytest
+
+from skae import AAEClassifier, AutoEncoderClassifier, GANClassifier
+from skae.benchmark import (MODELS, PUBLISHED, format_table, load_split, make_model,
+                            run_semi_supervised, summarize)
+
+
+def test_load_split_digits_is_flat_float32_in_unit_interval():
+    X_train, y_train, X_test, y_test = load_split("digits")
+    assert X_train.dtype == np.float32 and X_train.ndim == 2 and X_train.shape[1] == 64
+    assert 0.0 <= X_train.min() and X_train.max() <= 1.0
+    assert len(X_train) == len(y_train) and len(X_test) == len(y_test)
+    assert set(np.unique(y_test)) == set(range(10))
+
+
+def test_load_split_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        load_split("cifar")
+
+
+@pytest.mark.parametrize("name, cls", [("AAEClassifier", AAEClassifier),
+                                       ("GANClassifier", GANClassifier),
+                                       ("AutoEncoderClassifier", AutoEncoderClassifier)])
+def test_make_model_passes_epochs_seed_and_device(name, cls):
+    model = make_model(name, dataset="digits", device="cpu", random_state=3, max_epochs=2)
+    assert isinstance(model, cls)
+    assert model.max_epochs == 2 and model.random_state == 3 and model.device == "cpu"
+
+
+def test_make_model_unknown():
+    with pytest.raises(ValueError, match="unknown model 'SVM'"):
+        make_model("SVM")
+
+
+def test_run_semi_supervised_on_digits_scores_every_model_and_seed():
+    seen = []
+    rows = run_semi_supervised(dataset="digits", n_labeled=50, seeds=2, max_epochs=1,
+                               quiet=True, callback=seen.append)
+    assert seen == rows
+    assert [(r["model"], r["seed"]) for r in rows] == [(m, s) for s in (0, 1) for m in MODELS]
+    for row in rows:
+        assert 0.0 <= row["test_error"] <= 100.0
+        assert row["fit_seconds"] > 0 and row["n_labeled"] == 50
+        assert row["published"] is None  # the papers' numbers are for MNIST only
+    # LabelSpreading on digits with 50 labels is far better than chance (90 % error).
+    spreading = [r["test_error"] for r in rows if r["model"] == "LabelSpreading"]
+    assert max(spreading) < 30.0
+
+
+def test_summarize_and_format_table():
+    rows = [
+        {"model": "AAEClassifier", "n_labeled": 100, "seed": s, "test_error": e,
+         "fit_seconds": 10.0 + s, "published": PUBLISHED[("AAEClassifier", 100)][0]}
+        for s, e in enumerate([2.0, 4.0])
+    ] + [{"model": "LabelSpreading", "n_labeled": 100, "seed": 0, "test_error": 20.0,
+          "fit_seconds": 1.0, "published": None}]
+    summary = summarize(rows)
+    assert [(r["model"], r["seeds"]) for r in summary] == [("AAEClassifier", 2),
+                                                           ("LabelSpreading", 1)]
+    assert summary[0]["test_error"] == pytest.approx(3.0)
+    assert summary[0]["test_error_std"] == pytest.approx(np.sqrt(2.0))
+    assert summary[1]["test_error_std"] is None
+    table = format_table(rows).splitlines()
+    assert table[0].startswith("| model | labels | seeds | test error (%)")
+    assert table[2] == "| AAEClassifier | 100 | 2 | 3.00 ± 1.41 | 1.90 | 10 |"
+    assert table[3] == "| LabelSpreading | 100 | 1 | 20.00 |  | 1 |"
