@@ -145,6 +145,24 @@ class TrainingNet(NeuralNet):
             setattr(self, f"optimizer_{phase}_", self.optimizer(*args, **kwargs))
         return self
 
+    @property
+    def optimizer_(self):
+        """The optimizer of a one-phase model (what skorch's ``LRScheduler`` schedules).
+
+        A model with several phases has one optimizer per phase, ``optimizer_<phase>_``, and
+        no single ``optimizer_``.
+        """
+        module = self.__dict__.get("module_")
+        phases = tuple(getattr(module, "phases", ()))
+        if len(phases) == 1 and f"optimizer_{phases[0]}_" in self.__dict__:
+            return self.__dict__[f"optimizer_{phases[0]}_"]
+        raise AttributeError(
+            "this net has no single `optimizer_`: its model trains in phases "
+            f"{phases} with one optimizer each ("
+            + ", ".join(f"optimizer_{p}_" for p in phases)
+            + "); callbacks such as LRScheduler work with one-phase models only"
+        )
+
     def phase_optimizers(self):
         return {phase: getattr(self, f"optimizer_{phase}_") for phase in self.module_.phases}
 
@@ -179,11 +197,13 @@ class TrainingNet(NeuralNet):
         # one device->host transfer per epoch
         values = torch.stack([torch.stack([s[p] for p in phases]) for s in steps]).float().cpu()
         values = values.numpy()
-        for row, size in zip(values, sizes):
-            self.history.record_batch(prefix + "_loss", float(row[0]))
-            self.history.record_batch(prefix + "_batch_size", size)
+        # on_batch_begin opened one history entry per batch; fill each with its own losses
+        entries = self.history[-1]["batches"][-len(steps):]
+        for entry, row, size in zip(entries, values, sizes):
+            entry[prefix + "_loss"] = float(row[0])
+            entry[prefix + "_batch_size"] = size
             for phase, value in zip(phases, row):
-                self.history.record_batch(f"{phase}_loss", float(value))
+                entry[f"{phase}_loss"] = float(value)
         weights = np.asarray(sizes, dtype=float)
         for phase, column in zip(phases, values.T):
             if not np.all(np.isfinite(column)):

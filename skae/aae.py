@@ -262,25 +262,24 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         """
         X = self._validate_X(X, reset=True)
         y_enc, labeled = self._validate_y(X, y)
+        return self._fit_net(
+            self._build_model,
+            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+        )
+
+    def _build_model(self):
         backbone = self._backbone()
         hidden = self._hidden_layer_sizes(backbone)
         disc_hidden = self._hidden_layer_sizes("mlp", self.discriminator_hidden_sizes)
         k, d = len(self.classes_), self.n_components
-
-        def build_model():
-            shape, act = self.input_shape_, self.activation
-            return AAEModel(
-                build_encoder(backbone, shape, hidden, k + d, act),
-                build_decoder(backbone, k + d, hidden, shape, act),
-                MLP([k, *disc_hidden, 1], act),
-                MLP([d, *disc_hidden, 1], act),
-                k, d, loss=self.loss, noise=self.noise,
-                supervised_weight=self.supervised_weight,
-            )
-
-        return self._fit_net(
-            build_model,
-            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+        shape, act = self.input_shape_, self.activation
+        return AAEModel(
+            build_encoder(backbone, shape, hidden, k + d, act),
+            build_decoder(backbone, k + d, hidden, shape, act),
+            MLP([k, *disc_hidden, 1], act),
+            MLP([d, *disc_hidden, 1], act),
+            k, d, loss=self.loss, noise=self.noise,
+            supervised_weight=self.supervised_weight,
         )
 
     @staticmethod

@@ -57,7 +57,7 @@ class AutoEncoderModel(PhasedModel):
 class BaseAutoEncoder(CodeTransformerMixin, NetEstimator):
     """What every autoencoder transformer shares: fit, transform, inverse_transform, scores.
 
-    Subclasses implement ``_build_model(backbone, hidden)``; the model provides ``encode``,
+    Subclasses implement ``_build_network(backbone, hidden)``; the model provides ``encode``,
     ``decode`` and ``sample_error`` (per-sample loss, lower is better).
     """
 
@@ -89,13 +89,15 @@ class BaseAutoEncoder(CodeTransformerMixin, NetEstimator):
                 "loss='bce' needs X in [0, 1] (e.g. after MinMaxScaler); got values in "
                 f"[{X.min():.3g}, {X.max():.3g}]. Use loss='mse' for other data."
             )
-        backbone = self._backbone()
-        hidden = self._hidden_layer_sizes(backbone)
         self._fit_net(
-            lambda: self._build_model(backbone, hidden),
+            self._build_model,
             lambda device, seed: TensorBatchDataset(self._tensor(X, device)),
         )
         return self
+
+    def _build_model(self):
+        backbone = self._backbone()
+        return self._build_network(backbone, self._hidden_layer_sizes(backbone))
 
     def transform(self, X):
         """Encode X into codes of shape ``(n_samples, n_components)``.
@@ -282,7 +284,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.verbose = verbose
         self.callbacks = callbacks
 
-    def _build_model(self, backbone, hidden):
+    def _build_network(self, backbone, hidden):
         if self.tied_weights and backbone != "mlp":
             raise ValueError("tied_weights=True needs the MLP backbone (backbone='mlp')")
         shape = self.input_shape_

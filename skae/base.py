@@ -6,7 +6,9 @@ and the ``y == -1`` convention of the semi-supervised classifiers. Models add on
 modules (:mod:`skae.modules`) and losses (:mod:`skae.losses`).
 """
 
+import json
 import math
+import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -29,6 +31,8 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
+from skorch.exceptions import DeviceWarning
+from skorch.history import History
 
 from ._training import SemiSupervisedDataset, TensorBatchDataset, TrainingNet
 from .metrics import labeled_accuracy_score, unlabeled_mask
@@ -57,6 +61,13 @@ def _check_hidden(hidden_layer_sizes, backbone):
     if backbone == "conv" and not sizes:
         raise ValueError("backbone='conv' needs at least one entry in hidden_layer_sizes")
     return sizes
+
+
+def _json_value(value):
+    # numpy scalars and arrays in a skorch history, as JSON
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in the history")
 
 
 def _check_device(device):
@@ -100,7 +111,11 @@ class NetEstimator(BaseEstimator):
 
     # --- input ------------------------------------------------------------------------------
     def _validate_X(self, X, *, reset):
-        """Validate X; returns a float32/float64 array shaped ``(n, *input_shape_)``."""
+        """Validate X; returns a C-contiguous float32/float64 array ``(n, *input_shape_)``."""
+        # torch cannot wrap arrays with negative strides (e.g. X[::-1])
+        return np.ascontiguousarray(self._check_X(X, reset=reset))
+
+    def _check_X(self, X, *, reset):
         dtype = (np.float32, np.float64)
         if reset:
             X = validate_data(self, X, reset=True, allow_nd=True, dtype=dtype)
@@ -181,7 +196,9 @@ class NetEstimator(BaseEstimator):
     def _fit_net(self, build_model, make_dataset, *, stages=None):
         """Build the model and net, and train.
 
-        ``build_model()`` returns a :class:`~skae._training.PhasedModel`;
+        ``build_model()`` returns a :class:`~skae._training.PhasedModel` (it is the
+        estimator's ``_build_model``, which must depend only on its parameters and fitted
+        attributes: loading a saved estimator calls it again);
         ``make_dataset(device, seed)`` the training dataset. ``stages`` is an optional list of
         ``(active_phases, epochs, make_stage_dataset_or_None)`` run one after another
         (pretrain, then fine-tune); by default all phases run for ``max_epochs``.
@@ -218,7 +235,8 @@ class NetEstimator(BaseEstimator):
         outs = []
         with torch.inference_mode():
             for start in range(0, max(n, 1), _INFERENCE_BATCH):
-                rows = torch.tensor(np.asarray(X[start:start + _INFERENCE_BATCH]), dtype=dtype)
+                rows = torch.tensor(np.ascontiguousarray(X[start:start + _INFERENCE_BATCH]),
+                                    dtype=dtype)
                 batch = rows.new_zeros((_INFERENCE_BATCH, *rows.shape[1:]))
                 batch[: len(rows)] = rows
                 out = fn(model, batch.to(device))
@@ -226,6 +244,62 @@ class NetEstimator(BaseEstimator):
                 outs.append(tuple(o[: len(rows)] for o in out))
         cols = [torch.cat(col).float().cpu().numpy() for col in zip(*outs)]
         return cols[0] if len(cols) == 1 else tuple(cols)
+
+    # --- persistence ------------------------------------------------------------------------
+    # A fitted estimator is stored without torch objects: its parameters, its fitted
+    # attributes, and ``_net_state`` = the net's device, the model's weights as numpy arrays and
+    # the history as JSON. Loading rebuilds the model with ``_build_model()`` (from the
+    # parameters and fitted attributes) and loads the weights. pickle and skops see the same
+    # state, so a skops file holds only numpy arrays, strings and numbers (nothing that runs
+    # code on load), and a GPU-trained model loads on a CPU-only machine. The optimizers'
+    # state is not kept: every ``fit`` starts afresh anyway.
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__
+        net = state.pop("net_", None)
+        if net is not None:
+            state["_net_state"] = {
+                "device": str(net.device),
+                "weights": {
+                    name: tensor.detach().cpu().numpy()
+                    for name, tensor in net.module_.state_dict().items()
+                },
+                "history": json.dumps(net.history.to_list(), default=_json_value),
+            }
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        net_state = state.pop("_net_state", None)
+        super().__setstate__(state)
+        if net_state is not None:
+            self.net_ = self._restore_net(net_state)
+
+    def _restore_net(self, net_state):
+        device = torch.device(net_state["device"])
+        if device.type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                f"{type(self).__name__} was trained on {device} but no CUDA devices are "
+                "available: loading it on the CPU (set device='cpu' before refitting)",
+                DeviceWarning, stacklevel=3,
+            )
+            device = torch.device("cpu")
+        with torch.random.fork_rng(devices=[]):  # building the model draws initial weights
+            model = self._build_model()
+        weights = {name: torch.from_numpy(np.array(value, copy=True))
+                   for name, value in net_state["weights"].items()}
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"the stored weights do not fit the {type(self).__name__} that its parameters "
+                f"describe (were they changed with set_params after fit?): {exc}"
+            ) from None
+        net = self._make_net(model, device, seed=0)
+        net.initialize()
+        net.history = History(json.loads(net_state["history"]))
+        model.active_phases = tuple(model.phases)
+        model.eval()
+        return net
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -332,15 +332,16 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         """
         X = self._validate_X(X, reset=True)
         y_enc, labeled = self._validate_y(X, y)
-        backbone = self._backbone()
-        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
+        # the generator's output layer: a sigmoid for data in [0, 1], linear otherwise
+        self._generator_output = "logistic" if X.min() >= 0 and X.max() <= 1 else "identity"
         self._fit_net(
-            lambda: self._build_model(backbone, in_unit_interval),
+            self._build_model,
             lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
         )
         return self
 
-    def _build_model(self, backbone, in_unit_interval):
+    def _build_model(self):
+        backbone = self._backbone()
         shape = self.input_shape_
         hidden = self._hidden_layer_sizes(backbone)
         if self.generator_hidden_sizes is None:
@@ -351,9 +352,9 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         generator = mlp_generator if backbone == "mlp" else conv_generator
         features, head = discriminator(shape, hidden, len(self.classes_), self.activation,
                                        self.input_noise, self.hidden_noise)
-        output = "logistic" if in_unit_interval else "identity"
         return GANModel(
-            features, head, generator(self.n_components, gen_hidden, shape, output),
+            features, head,
+            generator(self.n_components, gen_hidden, shape, self._generator_output),
             self.n_components, n_fake=self.batch_size,
             unsupervised_weight=self.unsupervised_weight,
         )

@@ -172,16 +172,6 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         """
         X = self._validate_X(X, reset=True)
         y_enc, labeled = self._validate_y(X, y)
-        backbone = self._backbone()
-        hidden = self._hidden_layer_sizes(backbone)
-        shape, k = self.input_shape_, self.n_components
-
-        def build_model():
-            encoder = build_encoder(backbone, shape, hidden, k, self.activation)
-            decoder = build_decoder(backbone, k, hidden, shape, self.activation)
-            head = nn.Linear(k, len(self.classes_))
-            return PretrainedClassifierModel(encoder, decoder, head, loss=self.loss,
-                                             noise=self.noise)
 
         def all_rows(device, seed):
             return self._semi_supervised_dataset(X, y_enc, labeled, device, seed)
@@ -190,10 +180,20 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
             return self._semi_supervised_dataset(X[labeled], y_enc[labeled],
                                                  labeled[labeled], device, seed)
 
-        return self._fit_net(build_model, all_rows, stages=[
+        return self._fit_net(self._build_model, all_rows, stages=[
             (("recon",), self.pretrain_epochs, None),
             (("sup",), self.max_epochs, labeled_rows),
         ])
+
+    def _build_model(self):
+        backbone = self._backbone()
+        hidden = self._hidden_layer_sizes(backbone)
+        shape, k = self.input_shape_, self.n_components
+        encoder = build_encoder(backbone, shape, hidden, k, self.activation)
+        decoder = build_decoder(backbone, k, hidden, shape, self.activation)
+        head = nn.Linear(k, len(self.classes_))
+        return PretrainedClassifierModel(encoder, decoder, head, loss=self.loss,
+                                         noise=self.noise)
 
     @staticmethod
     def _class_logits(model, x):

@@ -170,7 +170,7 @@ class VAE(BaseAutoEncoder):
         self.verbose = verbose
         self.callbacks = callbacks
 
-    def _build_model(self, backbone, hidden):
+    def _build_network(self, backbone, hidden):
         shape = self.input_shape_
         encoder = build_encoder(backbone, shape, hidden, 2 * self.n_components, self.activation)
         decoder = build_decoder(backbone, self.n_components, hidden, shape, self.activation)

@@ -334,3 +334,19 @@ def test_model_pickled_on_cuda_loads_without_cuda(small, fitted_ae, monkeypatch)
         restored = pickle.loads(blob)  # CUDA is not available here
     assert torch.device(restored.net_.device).type == "cpu"
     assert_array_equal(restored.transform(X), expected)
+
+
+@pytest.mark.parametrize("make_X", [
+    lambda X: X[::-1, ::-1], lambda X: X.reshape(-1, 8, 8)[::-1, :, ::-1], np.asfortranarray,
+], ids=["reversed", "reversed-images", "fortran"])
+def test_non_contiguous_input_is_accepted(make_X):
+    from sklearn.datasets import load_digits
+
+    from skae import AutoEncoder
+
+    X = make_X(load_digits().data[:100] / 16.0)
+    ae = AutoEncoder(2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(X)
+    codes = ae.transform(X)
+    assert codes.shape == (100, 2)
+    assert ae.inverse_transform(codes[::-1]).shape == X.shape
+    np.testing.assert_allclose(codes, ae.transform(np.ascontiguousarray(X)))

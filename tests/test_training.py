@@ -17,12 +17,6 @@ from skae._training import (
     _pass_through,
 )
 
-HISTORY_BUG = (
-    "TrainingNet.run_single_epoch records every batch after the loop with "
-    "history.record_batch, which always writes into the last batch: earlier batch entries "
-    "stay empty and the epoch 'train_loss' is the last batch's loss"
-)
-
 
 class TwoPhases(PhasedModel):
     """Two phases with disjoint parameters, each loss depending on both."""
@@ -107,7 +101,6 @@ def test_history_has_phase_losses_per_epoch():
     assert h[:, "train_batch_count"] == [3, 3, 3]
 
 
-@pytest.mark.xfail(strict=True, reason=HISTORY_BUG)
 def test_history_has_phase_losses_per_batch():
     net = _net(TwoPhases(), max_epochs=2, batch_size=4).fit(TensorBatchDataset(_data()), None)
     for epoch in net.history:
@@ -122,7 +115,6 @@ def test_history_has_phase_losses_per_batch():
         assert epoch["a_loss"] == pytest.approx(np.average(a, weights=[4, 4, 2]))
 
 
-@pytest.mark.xfail(strict=True, reason=HISTORY_BUG)
 def test_train_loss_is_the_first_phase_loss_per_epoch():
     net = _net(TwoPhases(), max_epochs=3, batch_size=4).fit(TensorBatchDataset(_data()), None)
     assert net.history[:, "train_loss"] == pytest.approx(net.history[:, "a_loss"])
@@ -235,11 +227,6 @@ def test_user_callbacks_are_cloned_not_mutated(digits):
     assert used[0].epochs_ == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "skorch's LRScheduler schedules net.optimizer_, which TrainingNet does not have (one "
-    "optimizer per phase: optimizer_<phase>_): AttributeError, although AutoEncoder's "
-    "`callbacks` doc advertises LR schedules"
-))
 def test_lr_scheduler_callback_schedules_the_learning_rate(digits):
     X, _ = digits
     ae = AutoEncoder(2, hidden_layer_sizes=(8,), lr=1e-2, max_epochs=3, random_state=0,
@@ -247,3 +234,10 @@ def test_lr_scheduler_callback_schedules_the_learning_rate(digits):
     ae.fit(X[:200])
     lr = ae.net_.optimizer_recon_.param_groups[0]["lr"]
     assert lr == pytest.approx(1e-2 * 0.5**3)
+    assert ae.net_.optimizer_ is ae.net_.optimizer_recon_
+
+
+def test_a_multi_phase_net_has_no_single_optimizer():
+    net = _net(TwoPhases(), max_epochs=1).fit(TensorBatchDataset(_data()), None)
+    with pytest.raises(AttributeError, match=r"optimizer_a_, optimizer_b_"):
+        net.optimizer_
