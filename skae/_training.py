@@ -97,6 +97,31 @@ class SemiSupervisedDataset(Dataset):
         return self.X[idx], self.X_labeled[j], self.y_labeled[j]
 
 
+class PhaseOptimizers(torch.optim.Optimizer):
+    """The optimizers of several phases seen as one, for learning-rate schedulers.
+
+    Its ``param_groups`` are the phase optimizers' own group dicts, so what a scheduler writes
+    there (``lr``, ``initial_lr``) reaches every phase. ``step`` and ``zero_grad`` do nothing:
+    the training step steps each phase's optimizer itself.
+    """
+
+    def __init__(self, optimizers):  # no super().__init__: it would copy the groups
+        self.optimizers = list(optimizers)
+        self.param_groups = [g for opt in self.optimizers for g in opt.param_groups]
+        self.defaults = dict(self.optimizers[0].defaults)
+        self.state = {}
+        self._opt_called = True  # the phases' optimizers have stepped (a scheduler checks)
+
+    def step(self, closure=None):
+        return None
+
+    def zero_grad(self, set_to_none=True):
+        return None
+
+    def __repr__(self):
+        return f"PhaseOptimizers({len(self.optimizers)} optimizers)"
+
+
 def _accepts(optimizer, name):
     try:
         return name in inspect.signature(optimizer).parameters
@@ -147,21 +172,18 @@ class TrainingNet(NeuralNet):
 
     @property
     def optimizer_(self):
-        """The optimizer of a one-phase model (what skorch's ``LRScheduler`` schedules).
+        """The optimizer that skorch's callbacks (e.g. ``LRScheduler``) adjust.
 
-        A model with several phases has one optimizer per phase, ``optimizer_<phase>_``, and
-        no single ``optimizer_``.
+        A one-phase model's optimizer itself; for several phases, a :class:`PhaseOptimizers`
+        view whose ``param_groups`` are those of every phase's optimizer, so a learning-rate
+        schedule applies to all phases alike.
         """
         module = self.__dict__.get("module_")
         phases = tuple(getattr(module, "phases", ()))
-        if len(phases) == 1 and f"optimizer_{phases[0]}_" in self.__dict__:
-            return self.__dict__[f"optimizer_{phases[0]}_"]
-        raise AttributeError(
-            "this net has no single `optimizer_`: its model trains in phases "
-            f"{phases} with one optimizer each ("
-            + ", ".join(f"optimizer_{p}_" for p in phases)
-            + "); callbacks such as LRScheduler work with one-phase models only"
-        )
+        optimizers = [self.__dict__.get(f"optimizer_{p}_") for p in phases]
+        if not optimizers or any(o is None for o in optimizers):
+            raise AttributeError("the net is not initialized: it has no optimizers yet")
+        return optimizers[0] if len(optimizers) == 1 else PhaseOptimizers(optimizers)
 
     def phase_optimizers(self):
         return {phase: getattr(self, f"optimizer_{phase}_") for phase in self.module_.phases}

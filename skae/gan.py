@@ -254,9 +254,10 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     ``argmax_k l_k(x)`` with the noise off. The generator's output layer is a sigmoid when
     the training X lies in [0, 1], and linear otherwise; the paper's ``l_K+1 = 0`` fake class
     is implicit in the logsumexp. Unlike the authors' code, the learning rate is not decayed
-    (add an LR-schedule callback for that), weight normalization has no data-dependent
-    initialization, and ``L_unsup`` is not halved (their code's factor 0.5 is
-    ``unsupervised_weight=0.5``); they train 300 epochs on MNIST.
+    (pass ``callbacks=[LRScheduler(...)]``, skorch's, to decay it: it schedules both
+    phases), weight normalization has no data-dependent initialization, and ``L_unsup`` is
+    not halved (their code's factor 0.5 is ``unsupervised_weight=0.5``); they train 300
+    epochs on MNIST.
 
     References: T. Salimans, I. Goodfellow, W. Zaremba, V. Cheung, A. Radford and X. Chen,
     "Improved Techniques for Training GANs", NeurIPS 2016.

@@ -1,5 +1,7 @@
 """The multi-phase training engine (:mod:`skae._training`) and skorch integration."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -237,7 +239,17 @@ def test_lr_scheduler_callback_schedules_the_learning_rate(digits):
     assert ae.net_.optimizer_ is ae.net_.optimizer_recon_
 
 
-def test_a_multi_phase_net_has_no_single_optimizer():
-    net = _net(TwoPhases(), max_epochs=1).fit(TensorBatchDataset(_data()), None)
-    with pytest.raises(AttributeError, match=r"optimizer_a_, optimizer_b_"):
-        net.optimizer_
+def test_lr_scheduler_schedules_every_phase_of_a_multi_phase_net():
+    net = _net(TwoPhases(), max_epochs=3, lr=0.1,
+               callbacks=[LRScheduler(policy="StepLR", step_size=1, gamma=0.5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "lr_scheduler.step() before optimizer.step()"
+        net.fit(TensorBatchDataset(_data()), None)
+    for optimizer in net.phase_optimizers().values():
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert [g["lr"] for g in net.optimizer_.param_groups] == pytest.approx([0.0125, 0.0125])
+
+
+def test_an_uninitialized_net_has_no_optimizer():
+    with pytest.raises(AttributeError, match="not initialized"):
+        _net(TwoPhases()).optimizer_
