@@ -120,11 +120,11 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     ----------
     n_components : int, default=10
         Dimension of the style code ``z``.
-    hidden_layer_sizes : array-like of int, default=None
+    hidden_layer_sizes : int or array-like of int, default=None
         Encoder hidden sizes (the decoder mirrors them); channels of the stride-2 convolutions
         for ``backbone="conv"``. None means ``(1000, 1000)`` (MLP, as in the paper) or
         ``(32, 64)`` (conv).
-    discriminator_hidden_sizes : array-like of int, default=(1000, 1000)
+    discriminator_hidden_sizes : int or array-like of int, default=(1000, 1000)
         Hidden sizes of both discriminators (MLPs).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation of the hidden layers.
@@ -211,7 +211,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
 
     _parameter_constraints = {
         **NetEstimator._parameter_constraints,
-        "discriminator_hidden_sizes": ["array-like"],
+        "discriminator_hidden_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"mse", "bce"})],
         "noise": [Interval(Real, 0, None, closed="left")],
         "supervised_weight": [Interval(Real, 0, None, closed="left")],

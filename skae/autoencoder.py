@@ -168,7 +168,7 @@ class AutoEncoder(BaseAutoEncoder):
     ----------
     n_components : int, default=2
         Size of the code.
-    hidden_layer_sizes : array-like of int, default=None
+    hidden_layer_sizes : int or array-like of int, default=None
         Encoder hidden sizes; the decoder mirrors them. For ``backbone="conv"``, the number of
         channels of each stride-2 convolution. None means ``(256, 128)`` (MLP) or ``(32, 64)``
         (conv). ``()`` with ``activation="identity"`` gives a linear autoencoder.

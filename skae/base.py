@@ -95,7 +95,7 @@ class NetEstimator(BaseEstimator):
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", None],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions({"relu", "tanh", "logistic", "identity"})],
         "backbone": [StrOptions({"auto", "mlp", "conv"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -116,7 +116,7 @@ class NetEstimator(BaseEstimator):
         return np.ascontiguousarray(self._check_X(X, reset=reset))
 
     def _check_X(self, X, *, reset):
-        dtype = (np.float32, np.float64)
+        dtype = (np.float64, np.float32)  # float32 kept; other types to float64, as sklearn
         if reset:
             X = validate_data(self, X, reset=True, allow_nd=True, dtype=dtype)
             self.input_shape_ = tuple(X.shape[1:])

@@ -168,11 +168,11 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     ----------
     n_components : int, default=100
         Dimension of the generator's input noise ``z ~ U(0, 1)``.
-    hidden_layer_sizes : array-like of int, default=None
+    hidden_layer_sizes : int or array-like of int, default=None
         Discriminator hidden sizes; for ``backbone="conv"``, the channels of its stride-2
         convolutions. None means ``(1000, 500, 250, 250, 250)`` (MLP, the paper's) or
         ``(32, 64)`` (conv).
-    generator_hidden_sizes : array-like of int, default=None
+    generator_hidden_sizes : int or array-like of int, default=None
         Generator hidden sizes, from the noise on; for ``backbone="conv"``, the channels of
         its grid and of its stride-2 transposed convolutions. None means ``(500, 500)`` (MLP,
         the paper's) or ``hidden_layer_sizes`` reversed (conv).
@@ -280,7 +280,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     _parameter_constraints = {
         **NetEstimator._parameter_constraints,
         "activation": [StrOptions({"relu", "leaky_relu", "tanh", "logistic", "identity"})],
-        "generator_hidden_sizes": ["array-like", None],
+        "generator_hidden_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), None],
         "input_noise": [Interval(Real, 0, None, closed="left")],
         "hidden_noise": [Interval(Real, 0, None, closed="left")],
         "unsupervised_weight": [Interval(Real, 0, None, closed="left")],

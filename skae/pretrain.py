@@ -50,7 +50,7 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     ----------
     n_components : int, default=32
         Size of the code the classifier head reads.
-    hidden_layer_sizes : array-like of int, default=None
+    hidden_layer_sizes : int or array-like of int, default=None
         Encoder hidden sizes (the decoder mirrors them); channels for ``backbone="conv"``.
         None means ``(256, 128)`` (MLP) or ``(32, 64)`` (conv).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"

@@ -73,7 +73,7 @@ class VAE(BaseAutoEncoder):
     ----------
     n_components : int, default=2
         Dimension of the latent space.
-    hidden_layer_sizes : array-like of int, default=None
+    hidden_layer_sizes : int or array-like of int, default=None
         Encoder hidden sizes; the decoder mirrors them. For ``backbone="conv"``, channels of
         each stride-2 convolution. None means ``(256, 128)`` (MLP) or ``(32, 64)`` (conv).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"

@@ -350,3 +350,21 @@ def test_non_contiguous_input_is_accepted(make_X):
     assert codes.shape == (100, 2)
     assert ae.inverse_transform(codes[::-1]).shape == X.shape
     np.testing.assert_allclose(codes, ae.transform(np.ascontiguousarray(X)))
+
+
+def test_integer_input_gives_float64_codes_as_sklearn_does():
+    from skae import AutoEncoder
+
+    X = load_digits().data[:100].astype(np.int64)
+    ae = AutoEncoder(2, hidden_layer_sizes=8, max_epochs=1, random_state=0).fit(X)
+    assert ae.transform(X).dtype == np.float64
+    assert ae.transform(X.astype(np.float32)).dtype == np.float32
+
+
+def test_an_int_hidden_layer_sizes_is_one_layer():
+    from skae import AutoEncoder
+
+    X = load_digits().data[:100] / 16.0
+    a = AutoEncoder(2, hidden_layer_sizes=8, max_epochs=1, random_state=0).fit(X)
+    b = AutoEncoder(2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(X)
+    assert_allclose(a.transform(X), b.transform(X))
