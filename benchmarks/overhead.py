@@ -259,7 +259,7 @@ def main(argv=None):
     raw = {f"batch {bs} / {v}": runs for (bs, v), runs in times.items()}
     write_results(
         rows, columns, out.with_suffix(".md"), out.with_suffix(".json"), command_line(), notes,
-        title="skae.AutoEncoder.fit against a hand-written torch loop",
+        title=f"skae.AutoEncoder.fit against a hand-written torch loop: {net}, {device.type}",
         machine=machine_info(device),
         extra={"config": {**vars(args), "rows": n}, "runs": raw, "wall_s": total_wall},
     )
