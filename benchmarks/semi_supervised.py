@@ -32,6 +32,8 @@ def main():
     parser.add_argument("--labels", type=int, nargs="+", default=[100],
                         help="numbers of labeled training rows (default: 100)")
     parser.add_argument("--seeds", type=int, default=1, help="labeled draws per setting")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seed of the first draw (the others follow it)")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the deep models' epochs (short CPU runs)")
@@ -53,7 +55,7 @@ def main():
             rows += run_semi_supervised(
                 dataset=args.dataset, data_dir=args.data_dir, n_labeled=n_labeled,
                 seeds=args.seeds, device=args.device, models=args.models,
-                max_epochs=args.epochs, quiet=args.quiet,
+                max_epochs=args.epochs, quiet=args.quiet, first_seed=args.first_seed,
                 callback=lambda r: print(
                     f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
                     f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),

@@ -96,8 +96,11 @@ def _epochs(max_epochs):
 
 def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
                         device="cpu", models=None, max_epochs=None, quiet=False,
-                        callback=None):
+                        callback=None, first_seed=0):
     """Fit every model on every seed's labeled draw; returns one dict per (model, seed).
+
+    The seeds are ``first_seed, ..., first_seed + seeds - 1``; each seeds both the labeled
+    draw and the models.
 
     Each row holds ``model, n_labeled, seed, test_error`` (%), ``fit_seconds`` and
     ``published`` (the paper's error, or None). ``callback(row)`` is called after each fit.
@@ -107,7 +110,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
     models = MODELS if models is None else models
     rows = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         y_semi = make_semi_supervised(y_train, n_labeled, random_state=seed)
         labeled = y_semi != -1
         for name in models:

@@ -67,3 +67,9 @@ def test_summarize_and_format_table():
     assert table[0].startswith("| model | labels | seeds | test error (%)")
     assert table[2] == "| AAEClassifier | 100 | 2 | 3.00 ± 1.41 | 1.90 | 10 |"
     assert table[3] == "| LabelSpreading | 100 | 1 | 20.00 |  | 1 |"
+
+
+def test_run_semi_supervised_first_seed():
+    rows = run_semi_supervised(dataset="digits", n_labeled=50, seeds=2, first_seed=5,
+                               models=["MLPClassifier(labeled only)"], quiet=True)
+    assert [r["seed"] for r in rows] == [5, 6]
