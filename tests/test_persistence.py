@@ -102,8 +102,9 @@ def test_loaded_model_can_be_refitted(fitted, data):
 def test_model_trained_on_gpu_loads_on_cpu_only_machine(data, monkeypatch):
     """Simulated: the net's device says CUDA; the loading machine has none.
 
-    skorch's unpickling maps the tensors to the CPU (with a DeviceWarning); the estimator
-    keeps ``device="cuda"`` as its parameter, so refitting needs ``set_params(device="cpu")``.
+    Loading rebuilds the net on the CPU from the saved numpy weights (with skorch's
+    DeviceWarning); the estimator keeps ``device="cuda"`` as its parameter, so refitting needs
+    ``set_params(device="cpu")``.
     The real round trip is ``test_gpu_pickle_loads_in_a_cpu_only_process`` below.
     """
     X, y_semi = data
