@@ -79,7 +79,7 @@ def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epoch
     if name == "AutoEncoderClassifier":
         pretrain = 20 if max_epochs is None else max(1, max_epochs // 2)
         return AutoEncoderClassifier(loss="bce", pretrain_epochs=pretrain,
-                                     **{"max_epochs": 100, **common, **_epochs(max_epochs)})
+                                     **{**common, **_epochs(max_epochs)})
     if name == "LabelSpreading":
         return LabelSpreading(kernel="knn", n_neighbors=10, max_iter=100)
     if name == "SelfTrainingClassifier":

@@ -66,9 +66,11 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     classes : array-like, default=None
         All class labels; None takes those present among the labeled rows.
     max_epochs : int, default=50
-        Passes over the labeled rows for fine-tuning.
+        Epochs of fine-tuning. As for the other semi-supervised classifiers, an epoch is
+        ``n_samples / batch_size`` steps (one pass over all rows), and each step takes
+        ``batch_size`` labeled rows, cycling through them: few labels are not starved.
     batch_size : int, default=128
-        Rows per minibatch.
+        Rows per minibatch (unlabeled for pretraining, labeled for fine-tuning).
     lr : float, default=1e-3
         Learning rate.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
@@ -173,17 +175,13 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         X = self._validate_X(X, reset=True)
         y_enc, labeled = self._validate_y(X, y)
 
-        def all_rows(device, seed):
-            return self._semi_supervised_dataset(X, y_enc, labeled, device, seed)
-
-        def labeled_rows(device, seed):
-            return self._semi_supervised_dataset(X[labeled], y_enc[labeled],
-                                                 labeled[labeled], device, seed)
-
-        return self._fit_net(self._build_model, all_rows, stages=[
-            (("recon",), self.pretrain_epochs, None),
-            (("sup",), self.max_epochs, labeled_rows),
-        ])
+        # both stages count epochs in passes over all rows (as the other semi-supervised
+        # models do); each fine-tuning step takes a labeled minibatch, cycling through them
+        return self._fit_net(
+            self._build_model,
+            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+            stages=[(("recon",), self.pretrain_epochs, None), (("sup",), self.max_epochs, None)],
+        )
 
     def _build_model(self):
         backbone = self._backbone()

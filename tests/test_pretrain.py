@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from skae import AutoEncoderClassifier
+from skae.datasets import make_semi_supervised
 
 TINY = {"hidden_layer_sizes": (16,), "pretrain_epochs": 1, "max_epochs": 2, "random_state": 0}
 
@@ -50,9 +51,22 @@ def test_pretraining_trains_the_autoencoder_on_all_rows(semi):
     assert recon[-1] < recon[0]
     # an epoch of pretraining is a pass over all rows, labeled or not
     assert model.net_.history[0, "train_batch_count"] == -(-len(X) // model.batch_size)
-    # an epoch of fine-tuning is a pass over the labeled rows
-    n_labeled = np.sum(y_semi != -1)
-    assert model.net_.history[-1, "train_batch_count"] == -(-n_labeled // model.batch_size)
+    # so is an epoch of fine-tuning: as many steps, each on a minibatch of labeled rows
+    assert model.net_.history[-1, "train_batch_count"] == -(-len(X) // model.batch_size)
+
+
+def test_fine_tuning_cycles_through_few_labels(semi):
+    """10 labeled rows: each epoch is still len(X) / batch_size steps of fine-tuning, each
+    on labeled rows only; a few epochs learn the 10 labels."""
+    X, y, _ = semi
+    y_few = make_semi_supervised(y, 10, random_state=0)
+    clf = AutoEncoderClassifier(4, hidden_layer_sizes=(16,), pretrain_epochs=0, max_epochs=5,
+                                batch_size=32, random_state=0).fit(X, y_few)
+    assert clf.net_.history[:, "train_batch_count"] == [-(-len(X) // 32)] * 5
+    sup = clf.net_.history[:, "sup_loss"]
+    assert sup[-1] < sup[0]
+    labeled = y_few != -1
+    assert clf.score(X[labeled], y_few[labeled]) == 1.0  # the 10 labels are learned
 
 
 def test_no_pretraining_is_allowed(semi):
