@@ -24,6 +24,14 @@ COLUMNS = [
 ]
 
 
+def _title(args):
+    dataset = "MNIST" if args.dataset == "mnist" else args.dataset
+    labels = " and ".join(map(str, args.labels))
+    epochs = f"{args.epochs} epochs" if args.epochs else "default epochs"
+    return (f"{dataset}, {labels} labels: {', '.join(args.models)} "
+            f"({epochs}, {args.device}), test error")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
@@ -67,7 +75,7 @@ def main():
     notes = [f"dataset {args.dataset}; deep-model epochs: "
              f"{args.epochs if args.epochs else 'the documented defaults'}"]
     write_results(summary, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
-                  notes, title="Semi-supervised classification: test error",
+                  notes, title=_title(args),
                   machine=machine_info(args.device), extra={"runs": rows})
 
 
