@@ -26,12 +26,12 @@ COLUMNS = [
 
 def _title(args):
     dataset = "MNIST" if args.dataset == "mnist" else args.dataset
-    labels = " and ".join(map(str, args.labels))
+    labels = " and ".join(map(str, args.labels)) + " labels"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if seeds != [0]:
         labels += f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
     epochs = f"{args.epochs} epochs" if args.epochs else "default epochs"
-    return (f"{dataset}, {labels} labels: {', '.join(args.models)} "
+    return (f"{dataset}, {labels}: {', '.join(args.models)} "
             f"({epochs}, {args.device}), test error")
 
 
