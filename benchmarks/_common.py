@@ -80,31 +80,21 @@ def machine_info(device="cpu"):
 def load_data(name, data_dir=None, *, rows=None, test=False, flatten=True):
     """``(X_train, y_train, X_test, y_test)`` float32 in [0, 1], or ``test=False``: no test part.
 
-    ``name`` is ``"mnist"`` (read with :func:`skae.datasets.load_mnist` from ``data_dir``) or
-    ``"digits"`` (scikit-learn's 8x8 digits, split 1437 / 360). ``rows`` keeps the first rows of
-    the training set. Raises :class:`BenchmarkError` when the data cannot be read.
+    ``name`` is ``"mnist"`` (the original files in ``data_dir``) or ``"digits"``
+    (scikit-learn's 8x8 digits), split as :func:`skae.benchmark.load_split` does. ``rows``
+    keeps the first rows of the training set. Raises :class:`BenchmarkError` when the data
+    cannot be read.
     """
-    if name == "mnist":
-        from skae.datasets import load_mnist
+    from skae.benchmark import load_split
 
-        if data_dir is not None and not Path(data_dir).is_dir():
-            raise BenchmarkError(f"MNIST folder {data_dir} does not exist (see --data-dir)")
-        try:
-            X_train, y_train, X_test, y_test = load_mnist(
-                data_dir, return_X_y=True, flatten=flatten
-            )
-        except (FileNotFoundError, ValueError) as exc:
-            raise BenchmarkError(f"{exc} (see --data-dir)") from None
-    elif name == "digits":
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = (X / 16.0).astype(np.float32)
-        if not flatten:
-            X = X.reshape(-1, 8, 8)
-        X_train, X_test, y_train, y_test = X[:1437], X[1437:], y[:1437], y[1437:]
-    else:
+    if name not in ("mnist", "digits"):
         raise BenchmarkError(f"unknown data set {name!r}: use 'mnist' or 'digits'")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise BenchmarkError(f"MNIST folder {data_dir} does not exist (see --data-dir)")
+    try:
+        X_train, y_train, X_test, y_test = load_split(name, data_dir, flatten=flatten)
+    except (FileNotFoundError, ValueError) as exc:
+        raise BenchmarkError(f"{exc} (see --data-dir)") from None
     if rows is not None:
         if rows > len(X_train):
             raise BenchmarkError(

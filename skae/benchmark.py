@@ -30,23 +30,25 @@ MODELS = (
 )
 
 
-def load_split(dataset="mnist", data_dir=None):
-    """``(X_train, y_train, X_test, y_test)``, flat float32 in [0, 1].
+def load_split(dataset="mnist", data_dir=None, *, flatten=True):
+    """``(X_train, y_train, X_test, y_test)``, float32 in [0, 1].
 
     ``"mnist"``: the 60,000 / 10,000 split of the original files in ``data_dir``.
     ``"digits"``: sklearn's embedded 8x8 digits, a stratified 70 / 30 split.
+    ``flatten=False`` gives images ``(n, H, W)`` instead of rows of pixels.
     """
     if dataset == "mnist":
         from .datasets import load_mnist
 
-        return load_mnist(data_dir, return_X_y=True, flatten=True)
+        return load_mnist(data_dir, return_X_y=True, flatten=flatten)
     if dataset == "digits":
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 
         X, y = load_digits(return_X_y=True)
+        X = (X / 16.0).astype(np.float32)
         X_train, X_test, y_train, y_test = train_test_split(
-            (X / 16.0).astype(np.float32), y, test_size=0.3, stratify=y, random_state=0
+            X if flatten else X.reshape(-1, 8, 8), y, test_size=0.3, stratify=y, random_state=0
         )
         return X_train, y_train, X_test, y_test
     raise ValueError(f"unknown dataset {dataset!r}: choose 'mnist' or 'digits'")

@@ -73,3 +73,11 @@ def test_run_semi_supervised_first_seed():
     rows = run_semi_supervised(dataset="digits", n_labeled=50, seeds=2, first_seed=5,
                                models=["MLPClassifier(labeled only)"], quiet=True)
     assert [r["seed"] for r in rows] == [5, 6]
+
+
+def test_load_split_digits_as_images():
+    X_flat, y_flat, _, _ = load_split("digits")
+    X_img, y_img, _, _ = load_split("digits", flatten=False)
+    assert X_img.shape == (len(X_flat), 8, 8)
+    np.testing.assert_array_equal(X_img.reshape(len(X_img), -1), X_flat)
+    np.testing.assert_array_equal(y_img, y_flat)
