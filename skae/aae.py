@@ -263,7 +263,6 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         X = self._validate_X(X, reset=True)
         y_enc, labeled = self._validate_y(X, y)
         return self._fit_net(
-            self._build_model,
             lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
         )
 

@@ -89,10 +89,7 @@ class BaseAutoEncoder(CodeTransformerMixin, NetEstimator):
                 "loss='bce' needs X in [0, 1] (e.g. after MinMaxScaler); got values in "
                 f"[{X.min():.3g}, {X.max():.3g}]. Use loss='mse' for other data."
             )
-        self._fit_net(
-            self._build_model,
-            lambda device, seed: TensorBatchDataset(self._tensor(X, device)),
-        )
+        self._fit_net(lambda device, seed: TensorBatchDataset(self._tensor(X, device)))
         return self
 
     def _build_model(self):

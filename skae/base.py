@@ -89,7 +89,7 @@ class NetEstimator(BaseEstimator):
     """Base class: a scikit-learn estimator owning a configured skorch net (``net_``).
 
     Subclasses define ``__init__`` (storing their parameters unchanged) and ``_build_model``,
-    and call :meth:`_validate_X`, :meth:`_train` and :meth:`_forward` from their public
+    and call :meth:`_validate_X`, :meth:`_fit_net` and :meth:`_forward` from their public
     methods. Not a public estimator by itself.
     """
 
@@ -193,30 +193,28 @@ class NetEstimator(BaseEstimator):
             iterator_train__generator=torch.Generator().manual_seed(int(seed)),
         )
 
-    def _fit_net(self, build_model, make_dataset, *, stages=None):
-        """Build the model and net, and train.
+    def _fit_net(self, make_dataset, *, stages=None):
+        """Build the model (``self._build_model()``) and the net, and train.
 
-        ``build_model()`` returns a :class:`~skae._training.PhasedModel` (it is the
-        estimator's ``_build_model``, which must depend only on its parameters and fitted
-        attributes: loading a saved estimator calls it again);
-        ``make_dataset(device, seed)`` the training dataset. ``stages`` is an optional list of
-        ``(active_phases, epochs, make_stage_dataset_or_None)`` run one after another
-        (pretrain, then fine-tune); by default all phases run for ``max_epochs``.
+        ``_build_model`` returns a :class:`~skae._training.PhasedModel` and must depend only on
+        the parameters and fitted attributes: loading a saved estimator calls it again.
+        ``make_dataset(device, seed)`` returns the training dataset. ``stages`` is an optional
+        list of ``(active_phases, epochs)`` run one after another (pretrain, then fine-tune);
+        by default all phases run for ``max_epochs``.
         """
         device = _check_device(self.device)
         seed, loader_seed, data_seed = (int(s) for s in self._seeds())
         with self._torch_context(seed, device):
-            model = build_model()
+            model = self._build_model()
             dataset = make_dataset(device, data_seed)
             self.net_ = self._make_net(model, device, loader_seed)
             self.net_.initialize()
             if stages is None:
-                stages = [(model.phases, self.max_epochs, None)]
-            for phases, epochs, make_stage_dataset in stages:
+                stages = [(model.phases, self.max_epochs)]
+            for phases, epochs in stages:
                 model.active_phases = tuple(phases)
                 if epochs > 0:
-                    data = make_stage_dataset(device, data_seed) if make_stage_dataset else dataset
-                    self.net_.partial_fit(data, None, epochs=epochs)
+                    self.net_.partial_fit(dataset, None, epochs=epochs)
             model.active_phases = tuple(model.phases)
         model.eval()
         self.n_iter_ = len(self.net_.history)

@@ -336,7 +336,6 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         # the generator's output layer: a sigmoid for data in [0, 1], linear otherwise
         self._generator_output = "logistic" if X.min() >= 0 and X.max() <= 1 else "identity"
         self._fit_net(
-            self._build_model,
             lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
         )
         return self

@@ -178,9 +178,8 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         # both stages count epochs in passes over all rows (as the other semi-supervised
         # models do); each fine-tuning step takes a labeled minibatch, cycling through them
         return self._fit_net(
-            self._build_model,
             lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
-            stages=[(("recon",), self.pretrain_epochs, None), (("sup",), self.max_epochs, None)],
+            stages=[(("recon",), self.pretrain_epochs), (("sup",), self.max_epochs)],
         )
 
     def _build_model(self):
