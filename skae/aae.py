@@ -126,8 +126,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         ``(32, 64)`` (conv).
     discriminator_hidden_sizes : int or array-like of int, default=(1000, 1000)
         Hidden sizes of both discriminators (MLPs).
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers (``"leaky_relu"``: slope 0.2).
     backbone : {"auto", "mlp", "conv"}, default="auto"
         ``"conv"`` for images, ``"mlp"`` for tables; ``"auto"`` picks by input shape.
     loss : {"mse", "bce"}, default="mse"
@@ -262,9 +262,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         """
         X = self._validate_X(X, reset=True)
         y_enc, labeled = self._validate_y(X, y)
-        return self._fit_net(
-            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
-        )
+        return self._fit_semi_supervised(X, y_enc, labeled)
 
     def _build_model(self):
         backbone = self._backbone()

@@ -169,8 +169,8 @@ class AutoEncoder(BaseAutoEncoder):
         Encoder hidden sizes; the decoder mirrors them. For ``backbone="conv"``, the number of
         channels of each stride-2 convolution. None means ``(256, 128)`` (MLP) or ``(32, 64)``
         (conv). ``()`` with ``activation="identity"`` gives a linear autoencoder.
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers. Codes and outputs have none.
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers (``"leaky_relu"``: slope 0.2). Codes and outputs have none.
     backbone : {"auto", "mlp", "conv"}, default="auto"
         Network type: ``"conv"`` for images ``(n, H, W)`` / ``(n, C, H, W)``, ``"mlp"`` flattens
         every sample. ``"auto"`` chooses ``"conv"`` for images and ``"mlp"`` for tables.

@@ -21,6 +21,7 @@ from sklearn.base import (
     TransformerMixin,
     clone,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -85,6 +86,12 @@ def _check_device(device):
     return dev
 
 
+def _flushes_denormals():
+    """Whether torch flushes denormal floats to zero on the CPU (torch has no getter)."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    return bool((tiny * 1.0).item() == 0.0)
+
+
 class NetEstimator(BaseEstimator):
     """Base class: a scikit-learn estimator owning a configured skorch net (``net_``).
 
@@ -96,7 +103,7 @@ class NetEstimator(BaseEstimator):
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), None],
-        "activation": [StrOptions({"relu", "tanh", "logistic", "identity"})],
+        "activation": [StrOptions({"relu", "leaky_relu", "tanh", "logistic", "identity"})],
         "backbone": [StrOptions({"auto", "mlp", "conv"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -160,15 +167,19 @@ class NetEstimator(BaseEstimator):
     # --- training -------------------------------------------------------------------------
     @contextmanager
     def _torch_context(self, seed, device):
-        """Seed torch for this fit only (global RNG state restored), flush denormals."""
+        """Seed torch for this fit only (global RNG state restored), flush denormals.
+
+        Both the RNG state and the flush-denormal mode are restored afterwards.
+        """
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
+            flushing = _flushes_denormals()
             torch.set_flush_denormal(True)
             try:
                 yield
             finally:
-                torch.set_flush_denormal(False)
+                torch.set_flush_denormal(flushing)
 
     def _seeds(self):
         rng = check_random_state(self.random_state)
@@ -375,6 +386,30 @@ class SemiSupervisedClassifierMixin(ClassifierMixin):
         lab = torch.as_tensor(np.flatnonzero(labeled), device=device)
         y_lab = torch.as_tensor(y_enc[labeled], device=device)
         return SemiSupervisedDataset(X_t, X_t[lab], y_lab, self.batch_size, seed)
+
+    def _fit_semi_supervised(self, X, y_enc, labeled, *, stages=None):
+        """Train on all rows (labeled minibatches cycled), then check the fit did not collapse.
+
+        A model that gives every labeled training row the same class (they span at least two)
+        learned nothing from them: it collapsed (e.g. the adversarial phases overpowered the
+        supervised one early) or stopped too early. That is warned about, not returned
+        silently.
+        """
+        self._fit_net(
+            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+            stages=stages,
+        )
+        pred = self._forward(self._class_logits, X[labeled]).argmax(axis=1)
+        if np.all(pred == pred[0]):
+            label = self.classes_[int(pred[0]):int(pred[0]) + 1].tolist()[0]
+            warnings.warn(
+                f"{type(self).__name__} did not learn its labeled rows: it predicts class "
+                f"{label!r} for all {len(pred)} of them, which span "
+                f"{np.unique(y_enc[labeled]).size} classes (training collapsed, or stopped "
+                "too early). Try more epochs, a lower `lr` or activation='leaky_relu'.",
+                ConvergenceWarning,
+            )
+        return self
 
     def predict_proba(self, X):
         """Class probabilities of X, shape ``(n_samples, n_classes)``."""

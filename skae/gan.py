@@ -279,7 +279,6 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
     _parameter_constraints = {
         **NetEstimator._parameter_constraints,
-        "activation": [StrOptions({"relu", "leaky_relu", "tanh", "logistic", "identity"})],
         "generator_hidden_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), None],
         "input_noise": [Interval(Real, 0, None, closed="left")],
         "hidden_noise": [Interval(Real, 0, None, closed="left")],
@@ -335,10 +334,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         y_enc, labeled = self._validate_y(X, y)
         # the generator's output layer: a sigmoid for data in [0, 1], linear otherwise
         self._generator_output = "logistic" if X.min() >= 0 and X.max() <= 1 else "identity"
-        self._fit_net(
-            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
-        )
-        return self
+        return self._fit_semi_supervised(X, y_enc, labeled)
 
     def _build_model(self):
         backbone = self._backbone()

@@ -53,8 +53,8 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     hidden_layer_sizes : int or array-like of int, default=None
         Encoder hidden sizes (the decoder mirrors them); channels for ``backbone="conv"``.
         None means ``(256, 128)`` (MLP) or ``(32, 64)`` (conv).
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers (``"leaky_relu"``: slope 0.2).
     backbone : {"auto", "mlp", "conv"}, default="auto"
         ``"conv"`` for images, ``"mlp"`` for tables; ``"auto"`` picks by input shape.
     loss : {"mse", "bce"}, default="mse"
@@ -177,8 +177,8 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
         # both stages count epochs in passes over all rows (as the other semi-supervised
         # models do); each fine-tuning step takes a labeled minibatch, cycling through them
-        return self._fit_net(
-            lambda device, seed: self._semi_supervised_dataset(X, y_enc, labeled, device, seed),
+        return self._fit_semi_supervised(
+            X, y_enc, labeled,
             stages=[(("recon",), self.pretrain_epochs), (("sup",), self.max_epochs)],
         )
 

@@ -76,8 +76,8 @@ class VAE(BaseAutoEncoder):
     hidden_layer_sizes : int or array-like of int, default=None
         Encoder hidden sizes; the decoder mirrors them. For ``backbone="conv"``, channels of
         each stride-2 convolution. None means ``(256, 128)`` (MLP) or ``(32, 64)`` (conv).
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers (``"leaky_relu"``: slope 0.2).
     backbone : {"auto", "mlp", "conv"}, default="auto"
         ``"conv"`` for images, ``"mlp"`` for tables; ``"auto"`` picks by input shape.
     loss : {"mse", "bce"}, default="mse"

@@ -13,12 +13,14 @@ import torch.serialization
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
-from skae import VAE, AAEClassifier, AutoEncoder, AutoEncoderClassifier
+from skae import VAE, AAEClassifier, AutoEncoder, AutoEncoderClassifier, GANClassifier
 
 TINY = {"hidden_layer_sizes": (16,), "max_epochs": 2, "random_state": 0}
 
@@ -133,6 +135,20 @@ def test_fit_leaves_global_torch_rng_untouched(estimator, small):
     _fit(estimator, *small)
     _output(estimator, small[0])
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("flushing", [False, True])
+def test_fit_restores_the_flush_denormal_mode(small, flushing):
+    from skae.base import _flushes_denormals
+
+    if not torch.set_flush_denormal(flushing):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        assert _flushes_denormals() is flushing
+        AutoEncoder(3, **TINY).fit(small[0])
+        assert _flushes_denormals() is flushing
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def test_random_state_none_still_fits(small):
@@ -368,3 +384,49 @@ def test_an_int_hidden_layer_sizes_is_one_layer():
     a = AutoEncoder(2, hidden_layer_sizes=8, max_epochs=1, random_state=0).fit(X)
     b = AutoEncoder(2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(X)
     assert_allclose(a.transform(X), b.transform(X))
+
+
+@ESTIMATORS
+def test_leaky_relu_activation(estimator, small):
+    estimator = clone(estimator).set_params(activation="leaky_relu")
+    _fit(estimator, *small)
+    leaky = [m for m in estimator.net_.module_.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert leaky and all(m.negative_slope == 0.2 for m in leaky)
+    assert not any(isinstance(m, torch.nn.ReLU) for m in estimator.net_.module_.modules())
+
+
+class _ZeroWeights(Callback):
+    """Zero every weight when training ends: the model then gives every row one class."""
+
+    def on_train_end(self, net, **kwargs):
+        with torch.no_grad():
+            for param in net.module_.parameters():
+                param.zero_()
+
+
+CLASSIFIERS = pytest.mark.parametrize(
+    "classifier",
+    [AAEClassifier(3, discriminator_hidden_sizes=(8,), **TINY),
+     AutoEncoderClassifier(3, pretrain_epochs=1, **TINY),
+     GANClassifier(hidden_layer_sizes=(16,), generator_hidden_sizes=(16,), max_epochs=2,
+                   random_state=0)],
+    ids=lambda e: type(e).__name__,
+)
+
+
+@CLASSIFIERS
+def test_a_classifier_that_learned_nothing_warns(classifier, small):
+    X, y = small
+    y_semi = np.where(np.arange(len(y)) % 3 == 0, y, -1)
+    with pytest.warns(ConvergenceWarning, match=r"did not learn its labeled rows: it predicts "
+                                                r"class 0 for all 100 of them, which span 10 "
+                                                r"classes \(training collapsed"):
+        clone(classifier).set_params(callbacks=[_ZeroWeights()]).fit(X, y_semi)
+
+
+@CLASSIFIERS
+def test_a_classifier_that_learned_does_not_warn(classifier, small):
+    X, y = small
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clone(classifier).set_params(max_epochs=10).fit(X, y)

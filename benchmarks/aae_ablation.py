@@ -1,0 +1,151 @@
+"""AAEClassifier ablation: which phase and which setting moves its semi-supervised error.
+
+Fits the AAEClassifier (the benchmark's MNIST configuration, ``loss="bce"``) on the first
+``--rows`` training images with ``--labels`` labels, once per variant: a documented parameter
+changed, or a phase of the training step switched off. Besides the test error it reports
+what explains the error:
+
+* ``class share``: the smallest and largest share of the test images given to one class
+  (10 % each when the categorical prior is matched);
+* ``confidence``: the mean of the largest predicted probability;
+* ``y use``: the reconstruction error of the test images decoded from their style code with
+  the predicted class replaced by another row's, over the error with their own predicted class
+  (1.0: the decoder ignores the class code).
+
+The ``backbone='conv'`` variants fit the same rows as square images.
+
+Example::
+
+    python benchmarks/aae_ablation.py --data-dir ../shared/data/mnist --rows 10000 \\
+        --labels 100 --epochs 10 --test-rows 2000 --threads 1
+"""
+
+import argparse
+import math
+import time
+import warnings
+
+import numpy as np
+import torch
+from _common import BenchmarkError, command_line, load_data, machine_info, main_guard
+from _common import print_table, write_results
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
+
+from skae.benchmark import make_model
+from skae.datasets import make_semi_supervised
+
+#: ``(name, parameters, phases)``; ``phases=None`` runs all four.
+VARIANTS = [
+    ("default", {}, None),
+    ("noise=0.3", {"noise": 0.3}, None),
+    ("n_components=2", {"n_components": 2}, None),
+    ("n_components=4", {"n_components": 4}, None),
+    ("lr=3e-4", {"lr": 3e-4}, None),
+    ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None),
+    ("no reconstruction phase", {}, ("disc", "gen", "sup")),
+    ("no adversarial phases", {}, ("recon", "sup")),
+    ("supervised phase only", {}, ("sup",)),
+    ("backbone='conv' (images)", {"backbone": "conv"}, None),
+    ("backbone='conv', activation='leaky_relu'", {"backbone": "conv", "activation": "leaky_relu"},
+     None),
+]
+
+COLUMNS = [
+    ("variant", "variant"), ("test_error", "test error (%)", ".2f"),
+    ("class_share_min", "class share min (%)", ".1f"),
+    ("class_share_max", "class share max (%)", ".1f"),
+    ("confidence", "confidence", ".3f"), ("y_use", "y use", ".3f"),
+    ("fit_seconds", "fit time (s)", ".0f"),
+]
+
+
+class OnlyPhases(Callback):
+    """Restrict the training step to ``phases`` (a :class:`skae._training.PhasedModel` knob)."""
+
+    def __init__(self, phases):
+        self.phases = phases
+
+    def on_train_begin(self, net, **kwargs):
+        net.module_.active_phases = tuple(self.phases)
+
+
+def diagnose(clf, X_test, y_test, rng):
+    """Test error, class shares, confidence and y use of a fitted AAEClassifier."""
+    proba = clf.predict_proba(X_test)
+    pred = clf.classes_[proba.argmax(axis=1)]
+    share = np.bincount(np.searchsorted(clf.classes_, pred), minlength=len(clf.classes_))
+    share = 100.0 * share / len(pred)
+    z = clf.transform(X_test)
+
+    def recon_error(labels):
+        return float(np.mean((clf.inverse_transform(z, labels) - X_test) ** 2))
+
+    return {
+        "test_error": 100.0 * float(np.mean(pred != y_test)),
+        "class_share_min": float(share.min()), "class_share_max": float(share.max()),
+        "confidence": float(proba.max(axis=1).mean()),
+        "y_use": recon_error(rng.permutation(pred)) / recon_error(pred),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the MNIST gzip IDX files (default: ../shared/data/mnist)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="training images used (default: all)")
+    parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--test-rows", type=int, default=2000, help="test images scored")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help="run only these variants (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--output", default="results/aae_ablation",
+                        help="path prefix of the .md and .json results")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [name for name, _, _ in VARIANTS]
+    unknown = sorted(set(args.variants or ()) - set(names))
+    if unknown:
+        raise BenchmarkError(f"unknown variants {unknown}; choose from {names}")
+
+    X, y, X_test, y_test = load_data(args.dataset, args.data_dir, rows=args.rows, test=True)
+    X_test, y_test = X_test[: args.test_rows], y_test[: args.test_rows]
+    y_semi = make_semi_supervised(y, args.labels, random_state=args.seed)
+    rows = []
+    for name, params, phases in VARIANTS:
+        if args.variants and name not in args.variants:
+            continue
+        clf = make_model("AAEClassifier", dataset=args.dataset, random_state=args.seed,
+                         max_epochs=args.epochs)
+        clf.set_params(**params, callbacks=None if phases is None else [OnlyPhases(phases)])
+        X_fit, X_score = X, X_test
+        if params.get("backbone") == "conv":  # square images from rows of pixels
+            side = math.isqrt(X.shape[1])
+            X_fit, X_score = X.reshape(-1, side, side), X_test.reshape(-1, side, side)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # collapse shows in the table
+            clf.fit(X_fit, y_semi)
+        row = {"variant": name, "fit_seconds": time.perf_counter() - start,
+               **diagnose(clf, X_score, y_test, np.random.default_rng(args.seed))}
+        print(f"{name}: {row['test_error']:.2f}% in {row['fit_seconds']:.0f}s", flush=True)
+        rows.append(row)
+    print_table(rows, COLUMNS)
+    data = f"{'MNIST' if args.dataset == 'mnist' else args.dataset}, {len(X)} training rows"
+    notes = [f"AAEClassifier as in skae.benchmark.make_model (loss='bce'), {args.epochs} "
+             f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
+             f"labels (class-balanced draw, seed {args.seed}); scored on the first "
+             f"{len(X_test)} test rows"]
+    write_results(rows, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
+                  notes, title=f"AAEClassifier ablation, {data}, {args.labels} labels, "
+                  f"{args.epochs} epochs",
+                  machine=machine_info())
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,46 @@
+"""The scripts of ``benchmarks/`` run end to end on the embedded digits (tiny settings)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name, *args):
+    return subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_aae_ablation_writes_one_row_per_variant(tmp_path):
+    out = tmp_path / "ablation"
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "1",
+                      "--labels", "50", "--variants", "default", "supervised phase only",
+                      "--threads", "1", "--output", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [row["variant"] for row in result["rows"]] == ["default", "supervised phase only"]
+    for row in result["rows"]:
+        assert 0.0 <= row["test_error"] <= 100.0
+        assert 0.0 <= row["class_share_min"] <= 10.0 <= row["class_share_max"] <= 100.0
+        assert 0.1 <= row["confidence"] <= 1.0 and row["y_use"] > 0
+    assert "aae_ablation.py --dataset digits" in result["command"]
+    assert "| default |" in out.with_suffix(".md").read_text()
+
+
+def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--variants", "dropout",
+                      "--output", tmp_path / "x")
+    assert done.returncode == 1
+    assert "unknown variants ['dropout']" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_semi_supervised_script_on_digits(tmp_path):
+    out = tmp_path / "semi"
+    done = run_script("semi_supervised.py", "--dataset", "digits", "--labels", "50",
+                      "--epochs", "1", "--quiet", "--models", "AAEClassifier", "LabelSpreading",
+                      "--output", out)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert {row["model"] for row in rows} == {"AAEClassifier", "LabelSpreading"}
