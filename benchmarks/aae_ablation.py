@@ -141,9 +141,11 @@ def main():
              f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
+    title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
+    if args.variants:
+        title += ": " + "; ".join(row["variant"] for row in rows)
     write_results(rows, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
-                  notes, title=f"AAEClassifier ablation, {data}, {args.labels} labels, "
-                  f"{args.epochs} epochs",
+                  notes, title=title,
                   machine=machine_info())
 
 

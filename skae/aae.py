@@ -135,7 +135,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     noise : float, default=0.0
         Standard deviation of Gaussian noise added to the encoder's input during training.
     supervised_weight : float, default=1.0
-        Weight of the cross-entropy of the supervised phase.
+        Weight of the cross-entropy of the supervised phase. That phase has its own optimizer,
+        so with Adam (scale-invariant) the weight changes little; it scales the supervised
+        step with ``optimizer="sgd"``.
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
