@@ -73,9 +73,9 @@ class OnlyPhases(Callback):
 def diagnose(clf, X_test, y_test, rng):
     """Test error, class shares, confidence and y use of a fitted AAEClassifier."""
     proba = clf.predict_proba(X_test)
-    pred = clf.classes_[proba.argmax(axis=1)]
-    share = np.bincount(np.searchsorted(clf.classes_, pred), minlength=len(clf.classes_))
-    share = 100.0 * share / len(pred)
+    index = proba.argmax(axis=1)
+    pred = clf.classes_[index]
+    share = 100.0 * np.bincount(index, minlength=len(clf.classes_)) / len(pred)
     z = clf.transform(X_test)
 
     def recon_error(labels):
@@ -145,8 +145,7 @@ def main():
     if args.variants:
         title += ": " + "; ".join(row["variant"] for row in rows)
     write_results(rows, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
-                  notes, title=title,
-                  machine=machine_info())
+                  notes, title=title, machine=machine_info())
 
 
 if __name__ == "__main__":
