@@ -17,11 +17,13 @@ import numpy as np
 
 __all__ = [
     "BenchmarkError",
+    "add_io_arguments",
     "command_line",
     "load_data",
     "machine_info",
     "main_guard",
     "print_table",
+    "result_paths",
     "write_results",
 ]
 
@@ -41,6 +43,31 @@ def main_guard(main):
 def command_line():
     """The command that is running, as it can be pasted into a shell."""
     return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def add_io_arguments(parser, output):
+    """Add the options every script shares: ``--dataset``, ``--data-dir`` and ``--output``.
+
+    ``output`` is the default results path (without suffix). The older spellings ``--data``
+    and ``--out`` are kept as aliases, so the commands recorded in ``docs/benchmarks`` still run.
+    """
+    parser.add_argument("--dataset", "--data", dest="dataset", choices=("mnist", "digits"),
+                        default="mnist",
+                        help="data set (default: mnist; digits: scikit-learn's 8x8 digits)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder of the MNIST gzip IDX files (default: "
+                        "../shared/data/mnist or $SKAE_MNIST_DIR)")
+    parser.add_argument("--output", "--out", dest="output", default=output,
+                        help="results path; its .md and .json versions are written "
+                        f"(default: {output}, git-ignored)")
+
+
+def result_paths(output):
+    """``(markdown, json)`` paths of the results named ``output`` (with or without suffix)."""
+    path = Path(output)
+    if path.suffix in (".md", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".md"), path.with_name(path.name + ".json")
 
 
 def _cpu_model():

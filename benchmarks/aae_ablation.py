@@ -27,8 +27,8 @@ import warnings
 
 import numpy as np
 import torch
-from _common import BenchmarkError, command_line, load_data, machine_info, main_guard
-from _common import print_table, write_results
+from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
+from _common import main_guard, print_table, result_paths, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
@@ -91,9 +91,7 @@ def diagnose(clf, X_test, y_test, rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the MNIST gzip IDX files (default: ../shared/data/mnist)")
+    add_io_arguments(parser, "results/aae_ablation")
     parser.add_argument("--rows", type=int, default=None,
                         help="training images used (default: all)")
     parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
@@ -103,8 +101,6 @@ def main():
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--output", default="results/aae_ablation",
-                        help="path prefix of the .md and .json results")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,7 +140,7 @@ def main():
     title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
     if args.variants:
         title += ": " + "; ".join(row["variant"] for row in rows)
-    write_results(rows, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
+    write_results(rows, COLUMNS, *result_paths(args.output), command_line(),
                   notes, title=title, machine=machine_info())
 
 

@@ -18,14 +18,13 @@ median over repeats of ``skae time / hand time`` within a repeat.
 Example::
 
     python benchmarks/overhead.py --rows 20000 --epochs 3 --batch-size 128 512 --repeats 5 \\
-        --out docs/benchmarks/overhead_cpu.md
+        --output docs/benchmarks/overhead_cpu
 """
 
 import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,11 +33,13 @@ from torch.nn import functional as F
 
 from _common import (
     BenchmarkError,
+    add_io_arguments,
     command_line,
     load_data,
     machine_info,
     main_guard,
     print_table,
+    result_paths,
     write_results,
 )
 
@@ -123,11 +124,7 @@ def parse_args(argv=None):
         "MLP autoencoder (interleaved repeats, median ratio).",
     )
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
-    parser.add_argument("--data", choices=("mnist", "digits"), default="mnist",
-                        help="data set (default: mnist)")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder of the MNIST .gz files (default: ../shared/data/mnist or "
-                        "$SKAE_MNIST_DIR)")
+    add_io_arguments(parser, "results/overhead_<device>")
     parser.add_argument("--rows", type=int, default=20000,
                         help="training rows (default: 20000; digits has 1437)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit (default: 3)")
@@ -142,9 +139,6 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (default: 1)")
-    parser.add_argument("--out", default=None,
-                        help="results file; its .md and .json versions are written "
-                        "(default: results/overhead_<device>.md, git-ignored)")
     args = parser.parse_args(argv)
     for name in ("rows", "epochs", "repeats", "threads", "n_components"):
         if getattr(args, name) < 1:
@@ -167,12 +161,13 @@ def main(argv=None):
         raise BenchmarkError(f"--device {args.device!r} is not a torch device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError("--device cuda but CUDA is not available on this machine")
-    X, _ = load_data(args.data, args.data_dir, rows=args.rows if args.data == "mnist" else None)
+    X, _ = load_data(args.dataset, args.data_dir,
+                     rows=args.rows if args.dataset == "mnist" else None)
     X = np.ascontiguousarray(X[: args.rows], dtype=np.float32)
     n = len(X)
     hidden = args.hidden
     net = "-".join(map(str, [X.shape[1], *hidden, args.n_components, *hidden[::-1], X.shape[1]]))
-    print(f"{args.data}: {n} rows x {X.shape[1]} features; network {net}; "
+    print(f"{args.dataset}: {n} rows x {X.shape[1]} features; network {net}; "
           f"{args.epochs} epochs; {args.repeats} repeats; device {device}; "
           f"{torch.get_num_threads()} thread(s)", flush=True)
 
@@ -240,7 +235,7 @@ def main(argv=None):
     print(f"\ntimed runs: {total_wall:.1f} s wall")
 
     notes = [
-        f"Data: {args.data}, {n} rows x {X.shape[1]} features (float32 in [0, 1]); network "
+        f"Data: {args.dataset}, {n} rows x {X.shape[1]} features (float32 in [0, 1]); network "
         f"{net} (ReLU, MSE, Adam lr={args.lr}); {args.epochs} epochs; device {device}; "
         f"{torch.get_num_threads()} torch thread(s).",
         f"{args.repeats} interleaved repeats per variant (order rotated each repeat) after one "
@@ -255,15 +250,15 @@ def main(argv=None):
         "like-for-like comparison). Both hand loops also flush denormals, as skae does.",
         f"Timed runs took {total_wall:.0f} s wall in all.",
     ]
-    out = Path(args.out) if args.out else Path("results", f"overhead_{device.type}.md")
+    path_md, path_json = result_paths(args.output.replace("<device>", device.type))
     raw = {f"batch {bs} / {v}": runs for (bs, v), runs in times.items()}
     write_results(
-        rows, columns, out.with_suffix(".md"), out.with_suffix(".json"), command_line(), notes,
+        rows, columns, path_md, path_json, command_line(), notes,
         title=f"skae.AutoEncoder.fit against a hand-written torch loop: {net}, {device.type}",
         machine=machine_info(device),
         extra={"config": {**vars(args), "rows": n}, "runs": raw, "wall_s": total_wall},
     )
-    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+    print(f"wrote {path_md} and {path_json}")
 
 
 if __name__ == "__main__":

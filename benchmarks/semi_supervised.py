@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 import torch
-from _common import BenchmarkError, command_line, machine_info, main_guard, print_table
-from _common import write_results
+from _common import BenchmarkError, add_io_arguments, command_line, machine_info, main_guard
+from _common import print_table, result_paths, write_results
 
 from skae.benchmark import MODELS, run_semi_supervised, summarize
 
@@ -37,9 +37,7 @@ def _title(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the MNIST gzip IDX files (default: ../shared/data/mnist)")
+    add_io_arguments(parser, "results/semi_supervised")
     parser.add_argument("--labels", type=int, nargs="+", default=[100],
                         help="numbers of labeled training rows (default: 100)")
     parser.add_argument("--seeds", type=int, default=1, help="labeled draws per setting")
@@ -52,8 +50,6 @@ def main():
                         metavar="MODEL", help=f"models to run (default: all of {list(MODELS)})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    parser.add_argument("--output", default="results/semi_supervised",
-                        help="path prefix of the .md and .json results")
     args = parser.parse_args()
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise BenchmarkError(f"MNIST folder {args.data_dir} does not exist (see --data-dir)")
@@ -77,7 +73,7 @@ def main():
     print_table(summary, COLUMNS)
     notes = [f"dataset {args.dataset}; deep-model epochs: "
              f"{args.epochs if args.epochs else 'the documented defaults'}"]
-    write_results(summary, COLUMNS, args.output + ".md", args.output + ".json", command_line(),
+    write_results(summary, COLUMNS, *result_paths(args.output), command_line(),
                   notes, title=_title(args),
                   machine=machine_info(args.device), extra={"runs": rows})
 

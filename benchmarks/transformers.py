@@ -12,14 +12,13 @@ A ``pixels`` row gives the two classifiers on the raw pixels, for reference.
 Example::
 
     python benchmarks/transformers.py --rows 20000 --epochs 10 --n-components 2 8 32 \\
-        --out docs/benchmarks/transformers_cpu.md
+        --output docs/benchmarks/transformers_cpu
 """
 
 import argparse
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,11 +32,13 @@ from threadpoolctl import threadpool_limits
 
 from _common import (
     BenchmarkError,
+    add_io_arguments,
     command_line,
     load_data,
     machine_info,
     main_guard,
     print_table,
+    result_paths,
     write_results,
 )
 
@@ -106,11 +107,7 @@ def parse_args(argv=None):
         description="Compare skae's AutoEncoder and VAE with PCA as MNIST transformers: test "
         "reconstruction MSE, LogisticRegression and 5-NN accuracy on the codes.",
     )
-    parser.add_argument("--data", choices=("mnist", "digits"), default="mnist",
-                        help="data set (default: mnist; digits: scikit-learn's 8x8 digits)")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder of the MNIST .gz files (default: ../shared/data/mnist or "
-                        "$SKAE_MNIST_DIR)")
+    add_io_arguments(parser, "results/transformers_<device>")
     parser.add_argument("--rows", type=int, default=None,
                         help="training rows used to fit the transformers and the classifiers "
                         "(default: all)")
@@ -134,10 +131,8 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and BLAS (numpy, scikit-learn) threads (default: 1)")
-    parser.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
-    parser.add_argument("--out", default=None,
-                        help="results file; its .md and .json versions are written "
-                        "(default: results/transformers_<device>.md, git-ignored)")
+    parser.add_argument("--seed", "--random-state", dest="random_state", type=int, default=0,
+                        help="seed of the models (default: 0)")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "threads", "max_iter"):
         if getattr(args, name) < 1:
@@ -159,12 +154,12 @@ def main(argv=None):
 def run(args):
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchmarkError("--device cuda but CUDA is not available on this machine")
-    X_train, y_train, X_test, y_test = load_data(args.data, args.data_dir, rows=args.rows,
+    X_train, y_train, X_test, y_test = load_data(args.dataset, args.data_dir, rows=args.rows,
                                                  test=True)
     side = int(round(np.sqrt(X_train.shape[1])))
     args.image_shape = (side, side)
     data = (X_train, y_train, X_test, y_test)
-    print(f"{args.data}: fit on {len(X_train)} training rows, evaluate on {len(X_test)} test "
+    print(f"{args.dataset}: fit on {len(X_train)} training rows, evaluate on {len(X_test)} test "
           f"rows; {args.epochs} epochs; device {args.device}; {torch.get_num_threads()} "
           "thread(s)", flush=True)
 
@@ -199,7 +194,7 @@ def run(args):
     names = {"ae": "AutoEncoder (MLP)", "vae": "VAE (MLP)", "ae-conv": "AutoEncoder (conv)",
              "vae-conv": "VAE (conv)", "pca": "PCA"}
     notes = [
-        f"Data: {args.data}; transformers and classifiers fit on the first {len(X_train)} "
+        f"Data: {args.dataset}; transformers and classifiers fit on the first {len(X_train)} "
         f"training rows, scored on the {len(X_test)} test rows; pixels in [0, 1].",
         "Models: " + ", ".join(names[m] for m in args.models) + f". Autoencoders: skae defaults "
         "(MLP 256-128 / conv 32-64 channels, ReLU, Adam), "
@@ -213,14 +208,14 @@ def run(args):
         "`fit s`: the transformer's fit; `classifiers s`: fitting and scoring both classifiers.",
         f"The whole run took {wall:.0f} s wall.",
     ]
-    out = Path(args.out) if args.out else Path("results", f"transformers_{args.device}.md")
+    path_md, path_json = result_paths(args.output.replace("<device>", args.device))
     config = {k: v for k, v in vars(args).items() if k != "image_shape"}
     write_results(
-        rows, columns, out.with_suffix(".md"), out.with_suffix(".json"), command_line(), notes,
+        rows, columns, path_md, path_json, command_line(), notes,
         title="skae transformers against PCA", machine=machine_info(args.device),
         extra={"config": {**config, "rows": len(X_train)}, "wall_s": wall},
     )
-    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+    print(f"wrote {path_md} and {path_json}")
 
 
 if __name__ == "__main__":

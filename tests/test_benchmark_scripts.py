@@ -44,3 +44,42 @@ def test_semi_supervised_script_on_digits(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert {row["model"] for row in rows} == {"AAEClassifier", "LabelSpreading"}
+
+
+def test_overhead_script_on_digits_with_the_old_option_names(tmp_path):
+    # --data / --out are the spellings of the commands recorded in docs/benchmarks
+    done = run_script("overhead.py", "--data", "digits", "--epochs", "1", "--repeats", "1",
+                      "--batch-size", "256", "--hidden", "32", "--n-components", "4",
+                      "--out", tmp_path / "overhead.md")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "overhead.json").read_text())
+    assert result["config"]["dataset"] == "digits"
+    variants = {row["variant"] for row in result["rows"]}
+    assert {"skae", "hand (Adam)"} <= variants
+    assert "| skae |" in (tmp_path / "overhead.md").read_text()
+
+
+def test_transformers_script_on_digits(tmp_path):
+    out = tmp_path / "transformers"
+    done = run_script("transformers.py", "--dataset", "digits", "--models", "pca", "ae",
+                      "--n-components", "2", "--epochs", "1", "--no-pixels", "--seed", "1",
+                      "--output", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["config"]["random_state"] == 1
+    assert {row["model"] for row in result["rows"]} == {"pca", "ae"}
+    for row in result["rows"]:
+        assert row["test_mse"] > 0 and 0.0 < row["logreg_acc"] <= 1.0
+
+
+def test_result_paths_take_the_name_with_or_without_suffix():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from _common import result_paths
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    expected = (Path("out", "a.md"), Path("out", "a.json"))
+    assert result_paths("out/a") == expected
+    assert result_paths("out/a.md") == expected
+    assert result_paths("out/a.json") == expected
+    assert result_paths("out/a.v2") == (Path("out", "a.v2.md"), Path("out", "a.v2.json"))
