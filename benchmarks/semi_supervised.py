@@ -56,19 +56,17 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    rows = []
-    for n_labeled in args.labels:
-        try:
-            rows += run_semi_supervised(
-                dataset=args.dataset, data_dir=args.data_dir, n_labeled=n_labeled,
-                seeds=args.seeds, device=args.device, models=args.models,
-                max_epochs=args.epochs, quiet=args.quiet, first_seed=args.first_seed,
-                callback=lambda r: print(
-                    f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
-                    f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),
-            )
-        except (FileNotFoundError, ValueError) as exc:
-            raise BenchmarkError(str(exc)) from None
+    try:
+        rows = run_semi_supervised(
+            dataset=args.dataset, data_dir=args.data_dir, n_labeled=args.labels,
+            seeds=args.seeds, device=args.device, models=args.models,
+            max_epochs=args.epochs, quiet=args.quiet, first_seed=args.first_seed,
+            callback=lambda r: print(
+                f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
+                f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise BenchmarkError(str(exc)) from None
     summary = summarize(rows)
     print_table(summary, COLUMNS)
     notes = [f"dataset {args.dataset}; deep-model epochs: "

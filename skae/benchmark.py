@@ -6,6 +6,7 @@ to -1, and scored on the held-out test set.
 """
 
 import time
+from itertools import product
 
 import numpy as np
 
@@ -99,10 +100,11 @@ def _epochs(max_epochs):
 def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
                         device="cpu", models=None, max_epochs=None, quiet=False,
                         callback=None, first_seed=0):
-    """Fit every model on every seed's labeled draw; returns one dict per (model, seed).
+    """Fit every model on every seed's labeled draw; returns one dict per (labels, model, seed).
 
-    The seeds are ``first_seed, ..., first_seed + seeds - 1``; each seeds both the labeled
-    draw and the models.
+    ``n_labeled`` is a number of labeled training rows or a list of them (the data is read
+    once). The seeds are ``first_seed, ..., first_seed + seeds - 1``; each seeds both the
+    labeled draw and the models.
 
     Each row holds ``model, n_labeled, seed, test_error`` (%), ``fit_seconds`` and
     ``published`` (the paper's error, or None). ``callback(row)`` is called after each fit.
@@ -112,7 +114,8 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
     models = MODELS if models is None else models
     rows = []
-    for seed in range(first_seed, first_seed + seeds):
+    for n_labeled, seed in product(np.atleast_1d(n_labeled).tolist(),
+                                   range(first_seed, first_seed + seeds)):
         y_semi = make_semi_supervised(y_train, n_labeled, random_state=seed)
         labeled = y_semi != -1
         for name in models:

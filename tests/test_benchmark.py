@@ -75,6 +75,19 @@ def test_run_semi_supervised_first_seed():
     assert [r["seed"] for r in rows] == [5, 6]
 
 
+def test_run_semi_supervised_several_label_counts_read_the_data_once(monkeypatch):
+    from skae import benchmark
+
+    calls = []
+    real = benchmark.load_split
+    monkeypatch.setattr(benchmark, "load_split", lambda *a, **k: calls.append(a) or real(*a, **k))
+    rows = run_semi_supervised(dataset="digits", n_labeled=[20, 50], seeds=2,
+                               models=["MLPClassifier(labeled only)"], quiet=True)
+    assert len(calls) == 1
+    assert [(r["n_labeled"], r["seed"]) for r in rows] == [(20, 0), (20, 1), (50, 0), (50, 1)]
+    assert all(isinstance(r["n_labeled"], int) for r in rows)
+
+
 def test_load_split_digits_as_images():
     X_flat, y_flat, _, _ = load_split("digits")
     X_img, y_img, _, _ = load_split("digits", flatten=False)
