@@ -150,6 +150,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         Learning rate of every phase's Adam optimizer.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
         The optimizer of each phase (adversarial phases use ``betas=(0.5, 0.999)`` with Adam).
+        ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
+        :class:`~sklearn.neural_network.MLPClassifier`.
     weight_decay : float, default=0.0
         L2 penalty.
     device : str or torch.device, default="cpu"

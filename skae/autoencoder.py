@@ -194,6 +194,8 @@ class AutoEncoder(BaseAutoEncoder):
         Learning rate.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
         The optimizer. Adam-family optimizers use their fused implementation where available.
+        ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
+        :class:`~sklearn.neural_network.MLPClassifier`.
     weight_decay : float, default=0.0
         L2 penalty (the optimizer's ``weight_decay``).
     device : str or torch.device, default="cpu"

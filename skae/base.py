@@ -10,6 +10,7 @@ import json
 import math
 import warnings
 from contextlib import contextmanager
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -43,7 +44,8 @@ __all__ = ["CodeTransformerMixin", "NetEstimator", "SemiSupervisedClassifierMixi
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
+    # as scikit-learn's MLPClassifier(solver="sgd"): Nesterov momentum 0.9
+    "sgd": partial(torch.optim.SGD, momentum=0.9, nesterov=True),
     "rmsprop": torch.optim.RMSprop,
 }
 

@@ -203,6 +203,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         Learning rate of both phases (the paper's).
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
         Optimizer of each phase; Adam-family ones get ``betas=(0.5, 0.999)``.
+        ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
+        :class:`~sklearn.neural_network.MLPClassifier`.
     weight_decay : float, default=0.0
         L2 penalty.
     device : str or torch.device, default="cpu"

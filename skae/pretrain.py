@@ -74,7 +74,8 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     lr : float, default=1e-3
         Learning rate.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
-        The optimizer of each stage.
+        The optimizer of each stage. ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
+        :class:`~sklearn.neural_network.MLPClassifier`.
     weight_decay : float, default=0.0
         L2 penalty.
     device : str or torch.device, default="cpu"

@@ -92,7 +92,8 @@ class VAE(BaseAutoEncoder):
     lr : float, default=1e-3
         Learning rate.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
-        The optimizer.
+        The optimizer. ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
+        :class:`~sklearn.neural_network.MLPClassifier`.
     weight_decay : float, default=0.0
         L2 penalty.
     device : str or torch.device, default="cpu"

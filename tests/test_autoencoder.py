@@ -160,3 +160,14 @@ def test_other_optimizers_train(digits, optimizer):
     ae = AutoEncoder(4, hidden_layer_sizes=(16,), optimizer=optimizer, lr=1e-2, max_epochs=3,
                      random_state=0).fit(X)
     assert np.all(np.isfinite(ae.net_.history[:, "recon_loss"]))
+
+
+def test_sgd_has_nesterov_momentum_as_in_sklearn_mlp(digits):
+    import pickle
+
+    ae = AutoEncoder(4, hidden_layer_sizes=(16,), optimizer="sgd", lr=1e-2, max_epochs=1,
+                     random_state=0).fit(digits[0][:100])
+    defaults = ae.net_.optimizer_.defaults
+    assert defaults["momentum"] == 0.9 and defaults["nesterov"] is True
+    loaded = pickle.loads(pickle.dumps(ae))
+    np.testing.assert_array_equal(loaded.transform(digits[0][:5]), ae.transform(digits[0][:5]))
