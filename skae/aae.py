@@ -162,6 +162,12 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         Print skorch's epoch table (every phase's loss) when > 0.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.
+    warm_start : bool, default=False
+        When True, ``fit`` goes on training the fitted network for ``max_epochs`` more
+        epochs instead of starting from new weights: train in chunks and look at the
+        model in between. The weights carry over and ``net_.history`` grows; the
+        optimizers start afresh, as in :class:`~sklearn.neural_network.MLPClassifier`.
+        X must have the same shape and y the same classes as before.
 
     Attributes
     ----------
@@ -227,7 +233,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, classes=None, max_epochs=50,
                  batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
-                 random_state=None, verbose=0, callbacks=None):
+                 random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
@@ -246,6 +252,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

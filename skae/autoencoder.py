@@ -208,6 +208,12 @@ class AutoEncoder(BaseAutoEncoder):
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (``EarlyStopping(monitor="train_loss")``, ``ProgressBar()``,
         LR schedules...). Cloned at each fit.
+    warm_start : bool, default=False
+        When True, ``fit`` goes on training the fitted network for ``max_epochs`` more
+        epochs instead of starting from new weights: train in chunks and look at the
+        model in between. The weights carry over and ``net_.history`` grows; the
+        optimizers start afresh, as in :class:`~sklearn.neural_network.MLPClassifier`.
+        X must have the same shape as before.
 
     Attributes
     ----------
@@ -263,7 +269,7 @@ class AutoEncoder(BaseAutoEncoder):
                  backbone="auto", loss="mse", noise=0.0, sparsity_weight=0.0,
                  sparsity_target=0.05, tied_weights=False, max_epochs=50, batch_size=128,
                  lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu", random_state=None,
-                 verbose=0, callbacks=None):
+                 verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -282,6 +288,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     def _build_network(self, backbone, hidden):
         if self.tied_weights and backbone != "mlp":

@@ -116,17 +116,22 @@ class NetEstimator(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+        "warm_start": ["boolean"],
     }
 
     # --- input ------------------------------------------------------------------------------
     def _validate_X(self, X, *, reset):
-        """Validate X; returns a C-contiguous float32/float64 array ``(n, *input_shape_)``."""
+        """Validate X; returns a C-contiguous float32/float64 array ``(n, *input_shape_)``.
+
+        ``reset=True`` (in ``fit``) records the input's shape and features, unless the fit is
+        warm-started: then X must match them as at prediction time.
+        """
         # torch cannot wrap arrays with negative strides (e.g. X[::-1])
         return np.ascontiguousarray(self._check_X(X, reset=reset))
 
     def _check_X(self, X, *, reset):
         dtype = (np.float64, np.float32)  # float32 kept; other types to float64, as sklearn
-        if reset:
+        if reset and not self._warm_starting():
             X = validate_data(self, X, reset=True, allow_nd=True, dtype=dtype)
             self.input_shape_ = tuple(X.shape[1:])
             if X.ndim > 2:
@@ -183,9 +188,21 @@ class NetEstimator(BaseEstimator):
             finally:
                 torch.set_flush_denormal(flushing)
 
-    def _seeds(self):
-        rng = check_random_state(self.random_state)
-        return rng.randint(np.iinfo(np.int32).max, size=3)
+    def _seeds(self, epochs_done=0):
+        """Seeds of torch, the batch order and the dataset's draws for one ``fit``.
+
+        A warm-started fit mixes in the epochs already run, so that it does not replay the
+        noise and batch order of the first fit.
+        """
+        high = np.iinfo(np.int32).max
+        seeds = check_random_state(self.random_state).randint(high, size=3)
+        if epochs_done:
+            seeds = np.random.default_rng([*seeds.tolist(), epochs_done]).integers(high, size=3)
+        return seeds
+
+    def _warm_starting(self):
+        """Whether this ``fit`` goes on training the fitted network (``warm_start=True``)."""
+        return bool(getattr(self, "warm_start", False)) and hasattr(self, "net_")
 
     def _tensor(self, X, device, dtype=torch.float32):
         return torch.tensor(np.asarray(X), dtype=dtype, device=device)
@@ -216,12 +233,23 @@ class NetEstimator(BaseEstimator):
         by default all phases run for ``max_epochs``.
         """
         device = _check_device(self.device)
-        seed, loader_seed, data_seed = (int(s) for s in self._seeds())
+        warm = self._warm_starting()
+        history = self.net_.history if warm else None
+        seeds = self._seeds(len(history) if warm else 0)
+        seed, loader_seed, data_seed = (int(s) for s in seeds)
         with self._torch_context(seed, device):
             model = self._build_model()
+            if warm:  # the current parameters (noise, loss...), the fitted weights
+                self._load_weights(model, self.net_.module_.state_dict(),
+                                  "warm_start=True, but the fitted weights")
             dataset = make_dataset(device, data_seed)
             self.net_ = self._make_net(model, device, loader_seed)
             self.net_.initialize()
+            if warm:
+                self.net_.history = history
+                for optimizer in self.net_.phase_optimizers().values():
+                    for group in optimizer.param_groups:  # lets an LRScheduler resume
+                        group.setdefault("initial_lr", group["lr"])
             if stages is None:
                 stages = [(model.phases, self.max_epochs)]
             for phases, epochs in stages:
@@ -263,7 +291,7 @@ class NetEstimator(BaseEstimator):
     # parameters and fitted attributes) and loads the weights. pickle and skops see the same
     # state, so a skops file holds only numpy arrays, strings and numbers (nothing that runs
     # code on load), and a GPU-trained model loads on a CPU-only machine. The optimizers'
-    # state is not kept: every ``fit`` starts afresh anyway.
+    # state is not kept: every ``fit``, a warm-started one too, builds new optimizers.
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__
         net = state.pop("net_", None)
@@ -298,19 +326,22 @@ class NetEstimator(BaseEstimator):
             model = self._build_model()
         weights = {name: torch.from_numpy(np.array(value, copy=True))
                    for name, value in net_state["weights"].items()}
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"the stored weights do not fit the {type(self).__name__} that its parameters "
-                f"describe (were they changed with set_params after fit?): {exc}"
-            ) from None
+        self._load_weights(model, weights, "the stored weights")
         net = self._make_net(model, device, seed=0)
         net.initialize()
         net.history = History(json.loads(net_state["history"]))
         model.active_phases = tuple(model.phases)
         model.eval()
         return net
+
+    def _load_weights(self, model, weights, what):
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"{what} do not fit the {type(self).__name__} that its parameters describe "
+                f"(were they changed with set_params after fit?): {exc}"
+            ) from None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -362,23 +393,30 @@ class SemiSupervisedClassifierMixin(ClassifierMixin):
         check_classification_targets(y[labeled])
         present = np.unique(y[labeled])
         if self.classes is None:
-            self.classes_ = present
+            classes = present
         else:
-            self.classes_ = np.unique(np.asarray(self.classes))
-            unknown = np.setdiff1d(present, self.classes_)
+            classes = np.unique(np.asarray(self.classes))
+            unknown = np.setdiff1d(present, classes)
             if unknown.size:
                 raise ValueError(f"y has labels {unknown.tolist()} not in classes={self.classes!r}")
-            missing = np.setdiff1d(self.classes_, present)
+            missing = np.setdiff1d(classes, present)
             if missing.size:
                 raise ValueError(
                     f"classes {missing.tolist()} have no labeled row in y; every class needs "
                     "at least one labeled example"
                 )
-        if len(self.classes_) < 2:
+        if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs labeled rows of at least 2 classes, but they "
-                f"contain only one class: {self.classes_.tolist()}"
+                f"contain only one class: {classes.tolist()}"
             )
+        if self._warm_starting() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                "warm_start can only be used where y has the same classes as in the previous "
+                f"call to fit. Previous classes: {self.classes_.tolist()}, current: "
+                f"{classes.tolist()}"
+            )
+        self.classes_ = classes
         y_enc = np.full(len(y), -1, dtype=np.int64)
         y_enc[labeled] = np.searchsorted(self.classes_, y[labeled])
         return y_enc, labeled

@@ -215,6 +215,12 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         Print skorch's epoch table when > 0.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.
+    warm_start : bool, default=False
+        When True, ``fit`` goes on training the fitted network for ``max_epochs`` more
+        epochs instead of starting from new weights: train in chunks and look at the
+        model in between. The weights carry over and ``net_.history`` grows; the
+        optimizers start afresh, as in :class:`~sklearn.neural_network.MLPClassifier`.
+        X must have the same shape and y the same classes as before.
 
     Attributes
     ----------
@@ -294,7 +300,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
                  unsupervised_weight=1.0, classes=None, max_epochs=100, batch_size=100, lr=3e-3,
                  optimizer="adam", weight_decay=0.0, device="cpu", random_state=None, verbose=0,
-                 callbacks=None):
+                 callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.generator_hidden_sizes = generator_hidden_sizes
@@ -313,6 +319,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

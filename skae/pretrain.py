@@ -86,6 +86,12 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         Print skorch's epoch table when > 0.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.
+    warm_start : bool, default=False
+        When True, ``fit`` goes on fine-tuning the fitted network for ``max_epochs`` more
+        epochs (no new pretraining) instead of starting from new weights: train in chunks and
+        look at the model in between. The weights carry over and ``net_.history`` grows; the
+        optimizers start afresh, as in :class:`~sklearn.neural_network.MLPClassifier`.
+        X must have the same shape and y the same classes as before.
 
     Attributes
     ----------
@@ -137,7 +143,8 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     def __init__(self, n_components=32, *, hidden_layer_sizes=None, activation="relu",
                  backbone="auto", loss="mse", noise=0.0, pretrain_epochs=20, classes=None,
                  max_epochs=50, batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0,
-                 device="cpu", random_state=None, verbose=0, callbacks=None):
+                 device="cpu", random_state=None, verbose=0, callbacks=None,
+                 warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -155,6 +162,7 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -178,9 +186,9 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
         # both stages count epochs in passes over all rows (as the other semi-supervised
         # models do); each fine-tuning step takes a labeled minibatch, cycling through them
+        pretrain = 0 if self._warm_starting() else self.pretrain_epochs
         return self._fit_semi_supervised(
-            X, y_enc, labeled,
-            stages=[(("recon",), self.pretrain_epochs), (("sup",), self.max_epochs)],
+            X, y_enc, labeled, stages=[(("recon",), pretrain), (("sup",), self.max_epochs)],
         )
 
     def _build_model(self):

@@ -104,6 +104,12 @@ class VAE(BaseAutoEncoder):
         Print skorch's epoch table when > 0.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.
+    warm_start : bool, default=False
+        When True, ``fit`` goes on training the fitted network for ``max_epochs`` more
+        epochs instead of starting from new weights: train in chunks and look at the
+        model in between. The weights carry over and ``net_.history`` grows; the
+        optimizers start afresh, as in :class:`~sklearn.neural_network.MLPClassifier`.
+        X must have the same shape as before.
 
     Attributes
     ----------
@@ -154,7 +160,7 @@ class VAE(BaseAutoEncoder):
     def __init__(self, n_components=2, *, hidden_layer_sizes=None, activation="relu",
                  backbone="auto", loss="mse", beta=1.0, max_epochs=50, batch_size=128, lr=1e-3,
                  optimizer="adam", weight_decay=0.0, device="cpu", random_state=None, verbose=0,
-                 callbacks=None):
+                 callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -170,6 +176,7 @@ class VAE(BaseAutoEncoder):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     def _build_network(self, backbone, hidden):
         shape = self.input_shape_

@@ -129,6 +129,86 @@ def test_refit_starts_over(small, fitted_ae):
     assert ae.n_iter_ == ae.max_epochs
 
 
+# --- warm_start: training in chunks ---------------------------------------------------------
+def _semi(y, n_labeled=60):
+    y_semi = np.full(len(y), -1)
+    y_semi[:n_labeled] = y[:n_labeled]
+    return y_semi
+
+
+@ESTIMATORS
+def test_warm_start_goes_on_from_the_fitted_weights(estimator, small):
+    X, y = small
+    warm = clone(estimator).set_params(warm_start=True)
+    _fit(warm, X, y)
+    first = warm.n_iter_
+    before = _output(warm, X)
+    _fit(warm, X, y)
+    assert warm.n_iter_ == len(warm.net_.history) == first + estimator.max_epochs
+    # the second fit started from the first one's weights: its first epoch's loss is below
+    # the first fit's first one (where a fresh start would be back)
+    losses = warm.net_.history[:, "train_loss"]
+    start = first - estimator.max_epochs
+    assert losses[first] < losses[start]
+    assert not np.allclose(_output(warm, X), before)
+    # a seed gives the same chunked run again
+    again = clone(estimator).set_params(warm_start=True)
+    _fit(again, X, y)
+    _fit(again, X, y)
+    assert_array_equal(_output(again, X), _output(warm, X))
+
+
+def test_warm_start_does_not_pretrain_again(small):
+    X, y = small
+    clf = AutoEncoderClassifier(3, pretrain_epochs=2, warm_start=True, **TINY)
+    clf.fit(X, _semi(y))
+    clf.fit(X, _semi(y))
+    epochs = clf.net_.history
+    assert ["recon_loss" in e for e in epochs] == [True, True, False, False, False, False]
+
+
+def test_warm_start_takes_new_parameters_and_rejects_another_network(small):
+    X, y = small
+    clf = AAEClassifier(3, discriminator_hidden_sizes=(8,), warm_start=True, **TINY)
+    clf.fit(X, _semi(y))
+    clf.set_params(noise=0.3, max_epochs=1).fit(X, _semi(y))
+    assert clf.net_.module_.noise == 0.3 and clf.n_iter_ == 3
+    with pytest.raises(ValueError, match="warm_start=True, but the fitted weights do not fit the AAEClassifier"):
+        clf.set_params(hidden_layer_sizes=(32,)).fit(X, _semi(y))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 1 epoch
+def test_warm_start_needs_the_same_classes_and_features(small):
+    X, y = small
+    gan = GANClassifier(hidden_layer_sizes=(16,), generator_hidden_sizes=(16,), max_epochs=1,
+                        random_state=0, warm_start=True).fit(X, _semi(y))
+    y_other = _semi(y)
+    y_other[y_other == 3] = 10
+    with pytest.raises(ValueError, match="same classes as in the previous call to fit"):
+        gan.fit(X, y_other)
+    with pytest.raises(ValueError, match="features"):
+        gan.fit(X[:, :32], _semi(y))
+    # without warm_start, another data set is simply a new fit
+    gan.set_params(warm_start=False).fit(X[:, :32], y_other)
+    assert gan.n_features_in_ == 32 and 10 in gan.classes_
+
+
+def _halve(epoch):
+    return 0.5 ** epoch
+
+
+def test_warm_start_after_pickle_and_with_a_learning_rate_schedule(small):
+    from skorch.callbacks import LRScheduler
+    from torch.optim.lr_scheduler import LambdaLR
+
+    X, _ = small
+    ae = AutoEncoder(3, **TINY, warm_start=True, lr=1e-2,
+                     callbacks=[LRScheduler(LambdaLR, lr_lambda=_halve)])
+    ae = pickle.loads(pickle.dumps(ae.fit(X)))
+    ae.fit(X)  # resumes the schedule where the first fit left it
+    assert_allclose(ae.net_.history[:, "event_lr"], 1e-2 * 0.5 ** np.arange(4))
+
+
 @ESTIMATORS
 def test_fit_leaves_global_torch_rng_untouched(estimator, small):
     state = torch.random.get_rng_state()
