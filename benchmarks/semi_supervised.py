@@ -48,6 +48,9 @@ def main():
                         help="override the deep models' epochs (short CPU runs)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
                         metavar="MODEL", help=f"models to run (default: all of {list(MODELS)})")
+    parser.add_argument("--eval-every", type=int, default=None, metavar="N",
+                        help="also score skae's models on the test set every N epochs of the "
+                        "same run (a learning curve in the results)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args()
@@ -61,6 +64,7 @@ def main():
             dataset=args.dataset, data_dir=args.data_dir, n_labeled=args.labels,
             seeds=args.seeds, device=args.device, models=args.models,
             max_epochs=args.epochs, quiet=args.quiet, first_seed=args.first_seed,
+            eval_every=args.eval_every,
             callback=lambda r: print(
                 f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
                 f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),
@@ -71,6 +75,9 @@ def main():
     print_table(summary, COLUMNS)
     notes = [f"dataset {args.dataset}; deep-model epochs: "
              f"{args.epochs if args.epochs else 'the documented defaults'}"]
+    notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: test error (%) after "
+              + ", ".join(f"{epoch} epochs {error:.2f}" for epoch, error in r["curve"])
+              for r in rows if r.get("curve")]
     write_results(summary, COLUMNS, *result_paths(args.output), command_line(),
                   notes, title=_title(args),
                   machine=machine_info(args.device), extra={"runs": rows})

@@ -9,9 +9,11 @@ import time
 from itertools import product
 
 import numpy as np
+import torch
+from skorch.callbacks import Callback
 
-__all__ = ["PUBLISHED", "MODELS", "load_split", "make_model", "run_semi_supervised",
-           "summarize", "format_table"]
+__all__ = ["PUBLISHED", "MODELS", "TestError", "load_split", "make_model",
+           "run_semi_supervised", "summarize", "format_table"]
 
 #: Published test errors (%) on MNIST, by (model, number of labels).
 PUBLISHED = {
@@ -99,7 +101,7 @@ def _epochs(max_epochs):
 
 def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
                         device="cpu", models=None, max_epochs=None, quiet=False,
-                        callback=None, first_seed=0):
+                        callback=None, first_seed=0, eval_every=None):
     """Fit every model on every seed's labeled draw; returns one dict per (labels, model, seed).
 
     ``n_labeled`` is a number of labeled training rows or a list of them (the data is read
@@ -108,6 +110,11 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
 
     Each row holds ``model, n_labeled, seed, test_error`` (%), ``fit_seconds`` and
     ``published`` (the paper's error, or None). ``callback(row)`` is called after each fit.
+
+    ``eval_every=N`` also scores skae's models on the test set every N epochs of the same
+    training run (a callback; the timing then includes those evaluations): their rows get
+    ``curve``, a list of ``(epoch, test_error)``, and the epoch table of ``quiet=False`` shows
+    a ``test_error`` column.
     """
     from .datasets import make_semi_supervised
 
@@ -121,6 +128,12 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
         for name in models:
             model = make_model(name, dataset=dataset, device=device, random_state=seed,
                                max_epochs=max_epochs, verbose=0 if quiet else 1)
+            scored = eval_every and hasattr(model, "_class_logits")
+            if scored:
+                classes = np.unique(y_semi[labeled])
+                model.set_params(callbacks=[TestError(
+                    X_test, np.searchsorted(classes, y_test), type(model)._class_logits,
+                    eval_every)])
             start = time.perf_counter()
             if name == "MLPClassifier(labeled only)":
                 model.fit(X_train[labeled], y_semi[labeled])
@@ -135,10 +148,43 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                 "epochs": getattr(model, "n_iter_", None),
                 "published": published[0] if published else None,
             }
+            if scored:
+                row["curve"] = [(e["epoch"], e["test_error"]) for e in model.net_.history
+                                if "test_error" in e]
             rows.append(row)
             if callback is not None:
                 callback(row)
     return rows
+
+
+class TestError(Callback):
+    """Record the test error (%) in the net's history every ``every`` epochs.
+
+    ``y_index`` are the test labels as indices into the classifier's ``classes_``;
+    ``class_logits(module, x)`` is the estimator's ``_class_logits``.
+    """
+
+    def __init__(self, X, y_index, class_logits, every=1, batch_size=1000):
+        self.X = X
+        self.y_index = y_index
+        self.class_logits = class_logits
+        self.every = every
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) % self.every:
+            return
+        module = net.module_
+        module.eval()
+        with torch.inference_mode():
+            pred = torch.cat([
+                self.class_logits(module, torch.as_tensor(
+                    self.X[i:i + self.batch_size], dtype=torch.float32, device=net.device),
+                ).argmax(dim=1).cpu()
+                for i in range(0, len(self.X), self.batch_size)
+            ]).numpy()
+        module.train()
+        net.history.record("test_error", 100.0 * float(np.mean(pred != self.y_index)))
 
 
 def summarize(rows):

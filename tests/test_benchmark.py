@@ -94,3 +94,16 @@ def test_load_split_digits_as_images():
     assert X_img.shape == (len(X_flat), 8, 8)
     np.testing.assert_array_equal(X_img.reshape(len(X_img), -1), X_flat)
     np.testing.assert_array_equal(y_img, y_flat)
+
+
+def test_eval_every_records_the_test_error_curve_of_the_same_run():
+    rows = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=4, eval_every=2,
+                               models=["GANClassifier", "LabelSpreading"], quiet=True)
+    gan, spreading = rows
+    assert [epoch for epoch, _ in gan["curve"]] == [2, 4]
+    # the last point is the model that was scored: the same run, not a second fit
+    assert gan["curve"][-1][1] == pytest.approx(gan["test_error"])
+    assert "curve" not in spreading
+    plain = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=4,
+                                models=["GANClassifier"], quiet=True)[0]
+    assert plain["test_error"] == pytest.approx(gan["test_error"])  # scoring changes nothing
