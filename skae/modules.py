@@ -221,12 +221,56 @@ def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activati
     return MLPDecoder(n_inputs, tuple(hidden_layer_sizes)[::-1], output_shape, activation)
 
 
+class _WeightNormLinearFn(torch.autograd.Function):
+    """``y = (x v^T) * g / ||v|| + b`` with a hand-written backward pass.
+
+    Autograd through the row norms would pass over the whole weight matrix three more times
+    (divide, multiply, add); here the norm's gradient joins the matrix product's in one fused
+    ``addcmul_``. ``g`` has shape ``(out, 1)``, ``b`` is ``(out,)`` or None.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, g, b):
+        norm = torch.linalg.vector_norm(v, dim=1).clamp_min(1e-12)
+        scale = g.squeeze(1) / norm
+        out = F.linear(x, v)
+        ctx.save_for_backward(x, v, g, norm, out)
+        return out * scale if b is None else torch.addcmul(b, out, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, v, g, norm, out = ctx.saved_tensors
+        g = g.squeeze(1)
+        scale = g / norm
+        grad_out = grad * scale
+        grad_x = grad_v = grad_g = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_out.matmul(v)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            # d loss / d scale, per output unit; scale = g / ||v||
+            grad_scale = (grad.reshape(-1, grad.shape[-1]) * out.reshape(-1, out.shape[-1])).sum(0)
+            if ctx.needs_input_grad[2]:
+                grad_g = (grad_scale / norm).unsqueeze(1)
+            if ctx.needs_input_grad[1]:
+                grad_v = grad_out.reshape(-1, grad.shape[-1]).t().matmul(x.reshape(-1, x.shape[-1]))
+                # d ||v_i|| / d v_i = v_i / ||v_i||, d scale_i / d ||v_i|| = -g_i / ||v_i||^2
+                grad_v.addcmul_(v, (-grad_scale * g / norm.pow(3)).unsqueeze(1))
+        if ctx.needs_input_grad[3]:
+            grad_b = grad.reshape(-1, grad.shape[-1]).sum(0)
+        return grad_x, grad_v, grad_g, grad_b
+
+
 class WeightNormLinear(nn.Module):
     """Weight-normalized linear layer, ``y = x (g * v / ||v||)^T + b`` (Salimans & Kingma, 2016).
 
     ``g`` (one scale per output unit) starts at the norm of ``v``'s rows, so the initial
     layer equals a default ``nn.Linear``. Unlike ``torch.nn.utils.parametrizations
     .weight_norm``, whose modules refuse to pickle, it pickles, as estimators must.
+
+    The forward pass scales the outputs, ``y = (x v^T) * g / ||v|| + b``, as the paper
+    suggests, rather than building the normalized weight matrix: the element-wise work is then
+    per output row instead of per weight, which made the Improved-GAN discriminator's CPU step
+    several times faster, and it launches fewer kernels on a GPU.
     """
 
     def __init__(self, in_features, out_features, bias=True):
@@ -239,10 +283,11 @@ class WeightNormLinear(nn.Module):
 
     @property
     def weight(self):
+        """The effective weight matrix ``g * v / ||v||``."""
         return self.weight_g * F.normalize(self.weight_v, dim=1)
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        return _WeightNormLinearFn.apply(x, self.weight_v, self.weight_g, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"

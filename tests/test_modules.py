@@ -1,5 +1,7 @@
 """The torch building blocks of :mod:`skae.modules`: shapes, weight tying, noise."""
 
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -14,6 +16,7 @@ from skae.modules import (
     MLPDecoder,
     MLPEncoder,
     TiedMLPDecoder,
+    WeightNormLinear,
     build_decoder,
     build_encoder,
 )
@@ -164,3 +167,40 @@ def test_mlp_noise_layers_only_act_in_training():
     assert torch.equal(mlp(x), mlp(x))
     mlp.train()
     assert not torch.equal(mlp(x), mlp(x))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_weight_norm_linear_is_the_normalized_weight_with_its_gradients(bias):
+    torch.manual_seed(0)
+    layer = WeightNormLinear(7, 5, bias=bias)
+    x = torch.randn(4, 7)
+    # at initialization, g = ||v||: a plain linear layer with the weight v
+    assert_close(layer(x), F.linear(x, layer.weight_v, layer.bias))
+    with torch.no_grad():
+        layer.weight_g.mul_(torch.linspace(0.5, 2.0, 5).unsqueeze(1))
+    # the forward pass scales the outputs: the same as the normalized weight matrix
+    out = layer(x)
+    v = layer.weight_v
+    reference = F.linear(x, layer.weight_g * v / v.norm(dim=1, keepdim=True), layer.bias)
+    assert_close(out, reference)
+    assert_close(out, F.linear(x, layer.weight, layer.bias))
+    x.requires_grad_(True)
+    out, reference = layer(x), F.linear(x, layer.weight, layer.bias)
+    params = [x, *layer.parameters()]
+    grads = torch.autograd.grad(out.square().sum(), params)
+    expected = torch.autograd.grad(reference.square().sum(), params)
+    for grad, want in zip(grads, expected):
+        assert_close(grad, want)
+    assert_close(pickle.loads(pickle.dumps(layer))(x), out)
+
+
+def test_weight_norm_linear_backward_passes_gradcheck():
+    from skae.modules import _WeightNormLinearFn
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 4, dtype=torch.float64, requires_grad=True)  # any leading dims
+    v = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    g = torch.rand(5, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_WeightNormLinearFn.apply, (x, v, g, b))
+    assert torch.autograd.gradcheck(_WeightNormLinearFn.apply, (x, v, g, None))
