@@ -7,6 +7,7 @@ to -1, and scored on the held-out test set.
 
 import time
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,7 +102,8 @@ def _epochs(max_epochs):
 
 def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
                         device="cpu", models=None, max_epochs=None, quiet=False,
-                        callback=None, first_seed=0, eval_every=None):
+                        callback=None, first_seed=0, eval_every=None,
+                        checkpoint_dir=None):
     """Fit every model on every seed's labeled draw; returns one dict per (labels, model, seed).
 
     ``n_labeled`` is a number of labeled training rows or a list of them (the data is read
@@ -115,6 +117,12 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     training run (a callback; the timing then includes those evaluations): their rows get
     ``curve``, a list of ``(epoch, test_error)``, and the epoch table of ``quiet=False`` shows
     a ``test_error`` column.
+
+    ``checkpoint_dir`` makes long runs resumable: skae's models then train in chunks of
+    ``eval_every`` epochs (``warm_start=True``; the optimizers restart at each chunk), and
+    after each chunk the model, its test error curve and its fit time so far are saved there
+    with joblib. Called again with the same arguments, it goes on from the saved chunk (and a
+    finished run is only scored again).
     """
     from .datasets import make_semi_supervised
 
@@ -128,19 +136,28 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
         for name in models:
             model = make_model(name, dataset=dataset, device=device, random_state=seed,
                                max_epochs=max_epochs, verbose=0 if quiet else 1)
-            scored = eval_every and hasattr(model, "_class_logits")
-            if scored:
-                classes = np.unique(y_semi[labeled])
-                model.set_params(callbacks=[TestError(
-                    X_test, np.searchsorted(classes, y_test), type(model)._class_logits,
-                    eval_every)])
-            start = time.perf_counter()
-            if name == "MLPClassifier(labeled only)":
-                model.fit(X_train[labeled], y_semi[labeled])
+            deep = hasattr(model, "_class_logits")
+            curve = None
+            if deep and checkpoint_dir is not None:
+                path = Path(checkpoint_dir, f"{name}_{dataset}_{n_labeled}_{seed}.joblib")
+                model, seconds, curve = _fit_in_chunks(model, X_train, y_semi, X_test, y_test,
+                                                       eval_every, path)
             else:
-                model.fit(X_train, y_semi)
-            seconds = time.perf_counter() - start
-            error = 100.0 * float(np.mean(model.predict(X_test) != y_test))
+                if deep and eval_every:
+                    classes = np.unique(y_semi[labeled])
+                    model.set_params(callbacks=[TestError(
+                        X_test, np.searchsorted(classes, y_test), type(model)._class_logits,
+                        eval_every)])
+                start = time.perf_counter()
+                if name == "MLPClassifier(labeled only)":
+                    model.fit(X_train[labeled], y_semi[labeled])
+                else:
+                    model.fit(X_train, y_semi)
+                seconds = time.perf_counter() - start
+                if deep and eval_every:
+                    curve = [(e["epoch"], e["test_error"]) for e in model.net_.history
+                             if "test_error" in e]
+            error = _test_error(model, X_test, y_test)
             published = PUBLISHED.get((name, n_labeled)) if dataset == "mnist" else None
             row = {
                 "model": name, "dataset": dataset, "n_labeled": n_labeled, "seed": seed,
@@ -148,13 +165,49 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                 "epochs": getattr(model, "n_iter_", None),
                 "published": published[0] if published else None,
             }
-            if scored:
-                row["curve"] = [(e["epoch"], e["test_error"]) for e in model.net_.history
-                                if "test_error" in e]
+            if curve is not None:
+                row["curve"] = curve
             rows.append(row)
             if callback is not None:
                 callback(row)
     return rows
+
+
+def _test_error(model, X_test, y_test):
+    return 100.0 * float(np.mean(model.predict(X_test) != y_test))
+
+
+def _fit_in_chunks(model, X, y, X_test, y_test, chunk, path):
+    """Train ``model`` for its ``max_epochs`` in chunks, saved to ``path`` after each one.
+
+    Returns ``(model, fit_seconds, curve)``; resumes from ``path`` when it exists.
+    """
+    import joblib
+
+    total = model.max_epochs
+    chunk = min(int(chunk or total), total)
+    if path.exists():
+        state = joblib.load(path)
+        if state["total_epochs"] != total:
+            raise ValueError(f"{path} is a run of {state['total_epochs']} epochs, not {total}: "
+                             "remove it or use another checkpoint folder")
+        state["model"].set_params(verbose=model.verbose)
+    else:
+        state = {"model": model, "total_epochs": total, "epochs": 0, "seconds": 0.0,
+                 "curve": []}
+    model = state["model"].set_params(warm_start=True)
+    while state["epochs"] < total:
+        epochs = min(chunk, total - state["epochs"])
+        start = time.perf_counter()
+        model.set_params(max_epochs=epochs).fit(X, y)
+        state["seconds"] += time.perf_counter() - start
+        state["epochs"] += epochs
+        state["curve"].append((state["epochs"], _test_error(model, X_test, y_test)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        joblib.dump(state, partial)
+        partial.replace(path)  # a run stopped while saving keeps the previous chunk
+    return model, state["seconds"], state["curve"]
 
 
 class TestError(Callback):

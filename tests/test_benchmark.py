@@ -107,3 +107,35 @@ def test_eval_every_records_the_test_error_curve_of_the_same_run():
     plain = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=4,
                                 models=["GANClassifier"], quiet=True)[0]
     assert plain["test_error"] == pytest.approx(gan["test_error"])  # scoring changes nothing
+
+
+def test_checkpoint_dir_resumes_a_stopped_run_where_it_stopped(tmp_path, monkeypatch):
+    kwargs = dict(dataset="digits", n_labeled=50, max_epochs=4, eval_every=2,
+                  models=["GANClassifier"], quiet=True)
+    whole = run_semi_supervised(**kwargs, checkpoint_dir=tmp_path / "whole")[0]
+    assert [epoch for epoch, _ in whole["curve"]] == [2, 4]
+    assert whole["curve"][-1][1] == pytest.approx(whole["test_error"])
+    assert (tmp_path / "whole" / "GANClassifier_digits_50_0.joblib").exists()
+
+    fit, calls = GANClassifier.fit, []
+
+    def stop_at_the_second_chunk(self, X, y):
+        calls.append(self.n_iter_ if hasattr(self, "net_") else 0)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit(self, X, y)
+
+    monkeypatch.setattr(GANClassifier, "fit", stop_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_semi_supervised(**kwargs, checkpoint_dir=tmp_path / "stopped")
+    monkeypatch.setattr(GANClassifier, "fit", fit)
+    resumed = run_semi_supervised(**kwargs, checkpoint_dir=tmp_path / "stopped")[0]
+    assert calls == [0, 2]
+    # the saved chunk carries on exactly as the run that was never stopped
+    assert resumed["curve"] == whole["curve"]
+    assert resumed["test_error"] == whole["test_error"]
+    # run again, a finished run is only scored
+    again = run_semi_supervised(**kwargs, checkpoint_dir=tmp_path / "stopped")[0]
+    assert again["curve"] == whole["curve"] and again["fit_seconds"] == resumed["fit_seconds"]
+    with pytest.raises(ValueError, match="is a run of 4 epochs, not 6"):
+        run_semi_supervised(**{**kwargs, "max_epochs": 6}, checkpoint_dir=tmp_path / "stopped")
