@@ -122,6 +122,13 @@ def build_parser():
                        help="models to run, by name or its start, any case: AAEClassifier, "
                        "GANClassifier, AutoEncoderClassifier, LabelSpreading, "
                        "SelfTrainingClassifier, MLPClassifier (default: all of them)")
+    bench.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
+                       help="also score skae's models on the test set every N epochs (a "
+                       "learning curve in the JSON rows)")
+    bench.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                       help="train skae's models in chunks of --eval-every epochs, saved "
+                       "here; the same command run again after a stop goes on from the "
+                       "last chunk")
     bench.add_argument("--output", default=None, metavar="DIR",
                        help="also write the table (Markdown, with the command, machine and "
                        "date) and the rows (JSON) to this folder")
@@ -232,7 +239,8 @@ def _run_benchmark(args):
         rows = benchmark.run_semi_supervised(
             dataset=args.dataset, data_dir=args.data_dir, n_labeled=args.labels,
             seeds=args.seeds, device=args.device, models=models,
-            max_epochs=args.epochs, quiet=args.quiet,
+            max_epochs=args.epochs, quiet=args.quiet, eval_every=args.eval_every,
+            checkpoint_dir=args.checkpoint_dir,
         )
     except FileNotFoundError as exc:
         raise UsageError(str(exc).splitlines()[0])

@@ -144,11 +144,12 @@ def test_benchmark_passes_every_option(capsys, monkeypatch, tmp_path):
 
     monkeypatch.setattr(benchmark, "run_semi_supervised", fake_run)
     argv = ["benchmark", "--dataset", "digits", "--labels", "50", "--seeds", "2", "--epochs",
-            "2", "--models", "aae", "--quiet", "--output", str(tmp_path)]
+            "2", "--models", "aae", "--quiet", "--eval-every", "1", "--checkpoint-dir",
+            str(tmp_path / "ckpt"), "--output", str(tmp_path)]
     assert main(argv) == 0
     assert calls == {"dataset": "digits", "data_dir": None, "n_labeled": 50, "seeds": 2,
                      "device": "cpu", "models": ["AAEClassifier"], "max_epochs": 2,
-                     "quiet": True}
+                     "quiet": True, "eval_every": 1, "checkpoint_dir": str(tmp_path / "ckpt")}
     out = capsys.readouterr().out
     assert "AAEClassifier" in out
     md = (tmp_path / "semi_supervised_digits_50.md").read_text()
