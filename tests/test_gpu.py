@@ -16,7 +16,8 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 
-from skae import VAE, AAEClassifier, AutoEncoder, AutoEncoderClassifier
+from skae import VAE, AAEClassifier, AutoEncoder, AutoEncoderClassifier, GANClassifier
+from skae.modules import WeightNormLinear
 
 pytestmark = pytest.mark.gpu
 
@@ -128,6 +129,35 @@ def test_autoencoder_classifier(semi):
     assert _on_device(clf)
     unlabeled = y_semi == -1
     assert clf.score(X[unlabeled], y[unlabeled]) > 0.3
+
+
+def test_gan_classifier_warm_started_on_cuda_then_on_the_cpu(semi):
+    X, y, y_semi = semi
+    gan = GANClassifier(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,),
+                        max_epochs=10, device=DEVICE, random_state=0, warm_start=True)
+    gan.fit(X, y_semi)
+    assert _on_device(gan)
+    gan.fit(X, y_semi)  # ten more epochs on the GPU
+    assert gan.n_iter_ == 20 and _on_device(gan)
+    unlabeled = y_semi == -1
+    assert gan.score(X[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
+    gan.set_params(device="cpu", max_epochs=1).fit(X, y_semi)  # and on from there on the CPU
+    assert gan.n_iter_ == 21
+    assert all(p.device.type == "cpu" for p in gan.net_.module_.parameters())
+
+
+def test_weight_norm_linear_on_cuda_matches_the_cpu():
+    torch.manual_seed(0)
+    layer = WeightNormLinear(20, 7)
+    x = torch.randn(16, 20)
+    results = []
+    for device in ("cpu", DEVICE):
+        lay = pickle.loads(pickle.dumps(layer)).to(device)
+        out = lay(x.to(device))
+        grads = torch.autograd.grad(out.square().sum(), list(lay.parameters()))
+        results.append([t.cpu() for t in (out, *grads)])
+    for cpu, cuda in zip(*results):
+        torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-5)
 
 
 def test_pickle_round_trip_on_cuda(semi, aae):
