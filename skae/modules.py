@@ -241,22 +241,23 @@ class _WeightNormLinearFn(torch.autograd.Function):
     def backward(ctx, grad):
         x, v, g, norm, out = ctx.saved_tensors
         g = g.squeeze(1)
-        scale = g / norm
-        grad_out = grad * scale
+        grad_out = grad * (g / norm)
         grad_x = grad_v = grad_g = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = grad_out.matmul(v)
+        # as 2-D (rows, features): x and y may have leading dimensions
+        grad_2d, x_2d = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             # d loss / d scale, per output unit; scale = g / ||v||
-            grad_scale = (grad.reshape(-1, grad.shape[-1]) * out.reshape(-1, out.shape[-1])).sum(0)
+            grad_scale = (grad_2d * out.reshape(-1, out.shape[-1])).sum(0)
             if ctx.needs_input_grad[2]:
                 grad_g = (grad_scale / norm).unsqueeze(1)
             if ctx.needs_input_grad[1]:
-                grad_v = grad_out.reshape(-1, grad.shape[-1]).t().matmul(x.reshape(-1, x.shape[-1]))
+                grad_v = grad_out.reshape(-1, grad.shape[-1]).t().matmul(x_2d)
                 # d ||v_i|| / d v_i = v_i / ||v_i||, d scale_i / d ||v_i|| = -g_i / ||v_i||^2
                 grad_v.addcmul_(v, (-grad_scale * g / norm.pow(3)).unsqueeze(1))
         if ctx.needs_input_grad[3]:
-            grad_b = grad.reshape(-1, grad.shape[-1]).sum(0)
+            grad_b = grad_2d.sum(0)
         return grad_x, grad_v, grad_g, grad_b
 
 

@@ -107,7 +107,7 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
     n_iter_ : int
-        Number of epochs run (both stages).
+        Number of epochs run (both stages), over all warm-started fits.
 
     See Also
     --------

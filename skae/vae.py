@@ -122,7 +122,7 @@ class VAE(BaseAutoEncoder):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, over all warm-started fits (``len(net_.history)``).
 
     See Also
     --------

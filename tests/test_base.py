@@ -173,7 +173,7 @@ def test_warm_start_takes_new_parameters_and_rejects_another_network(small):
     clf.fit(X, _semi(y))
     clf.set_params(noise=0.3, max_epochs=1).fit(X, _semi(y))
     assert clf.net_.module_.noise == 0.3 and clf.n_iter_ == 3
-    with pytest.raises(ValueError, match="warm_start=True, but the fitted weights do not fit the AAEClassifier"):
+    with pytest.raises(ValueError, match="warm_start=True, but the fitted weights do not fit"):
         clf.set_params(hidden_layer_sizes=(32,)).fit(X, _semi(y))
 
 
