@@ -30,10 +30,14 @@ import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
 from _common import main_guard, print_table, result_paths, write_results
 from sklearn.exceptions import ConvergenceWarning
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
+from torch.optim.lr_scheduler import LinearLR
 
 from skae.benchmark import make_model
 from skae.datasets import make_semi_supervised
+
+#: the variant whose learning rate decays linearly to 0 over the epochs (skorch LRScheduler)
+LINEAR_DECAY = "lr decaying linearly to 0"
 
 #: ``(name, parameters, phases)``; ``phases=None`` runs all four.
 VARIANTS = [
@@ -42,6 +46,7 @@ VARIANTS = [
     ("n_components=2", {"n_components": 2}, None),
     ("n_components=4", {"n_components": 4}, None),
     ("lr=3e-4", {"lr": 3e-4}, None),
+    (LINEAR_DECAY, {}, None),
     ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None),
     ("no reconstruction phase", {}, ("disc", "gen", "sup")),
     ("no adversarial phases", {}, ("recon", "sup")),
@@ -118,7 +123,11 @@ def main():
             continue
         clf = make_model("AAEClassifier", dataset=args.dataset, random_state=args.seed,
                          max_epochs=args.epochs)
-        clf.set_params(**params, callbacks=None if phases is None else [OnlyPhases(phases)])
+        callbacks = [] if phases is None else [OnlyPhases(phases)]
+        if name == LINEAR_DECAY:
+            callbacks.append(LRScheduler(LinearLR, start_factor=1.0, end_factor=0.0,
+                                         total_iters=args.epochs))
+        clf.set_params(**params, callbacks=callbacks or None)
         X_fit, X_score = X, X_test
         if params.get("backbone") == "conv":  # square images from rows of pixels
             side = math.isqrt(X.shape[1])
