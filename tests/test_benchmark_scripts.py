@@ -20,8 +20,8 @@ def test_aae_ablation_writes_one_row_per_variant(tmp_path):
                       "lr decaying linearly to 0", "--threads", "1", "--output", out)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.with_suffix(".json").read_text())
-    assert [row["variant"] for row in result["rows"]] == [
-        "default", "supervised phase only", "lr decaying linearly to 0"]
+    assert [row["variant"] for row in result["rows"]] == [  # in the order of VARIANTS
+        "default", "lr decaying linearly to 0", "supervised phase only"]
     for row in result["rows"]:
         assert 0.0 <= row["test_error"] <= 100.0
         assert 0.0 <= row["class_share_min"] <= 10.0 <= row["class_share_max"] <= 100.0
