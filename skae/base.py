@@ -55,6 +55,28 @@ _OPTIMIZERS = {
 _INFERENCE_BATCH = 512
 
 
+def forward_in_batches(model, device, fn, X, *, dtype=torch.float32):
+    """``fn(model, batch)`` over the rows of X, in eval mode, without gradients.
+
+    Batches of exactly ``_INFERENCE_BATCH`` rows (the last zero-padded), so that a row's output
+    never depends on the other rows. ``fn`` returns a tensor or a tuple of tensors; the result
+    is a numpy array (or a tuple of them).
+    """
+    model.eval()
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, max(len(X), 1), _INFERENCE_BATCH):
+            rows = torch.tensor(np.ascontiguousarray(X[start:start + _INFERENCE_BATCH]),
+                                dtype=dtype)
+            batch = rows.new_zeros((_INFERENCE_BATCH, *rows.shape[1:]))
+            batch[: len(rows)] = rows
+            out = fn(model, batch.to(device))
+            out = out if isinstance(out, tuple) else (out,)
+            outs.append(tuple(o[: len(rows)] for o in out))
+    cols = [torch.cat(col).float().cpu().numpy() for col in zip(*outs)]
+    return cols[0] if len(cols) == 1 else tuple(cols)
+
+
 def _check_hidden(hidden_layer_sizes, backbone):
     sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes)).tolist())
     if not all(isinstance(s, Integral) and s > 0 for s in sizes):
@@ -267,22 +289,7 @@ class NetEstimator(BaseEstimator):
 
         ``fn`` returns a tensor or a tuple of tensors; the result is a numpy array (or tuple).
         """
-        model = self.net_.module_
-        device = self.net_.device
-        model.eval()
-        n = len(X)
-        outs = []
-        with torch.inference_mode():
-            for start in range(0, max(n, 1), _INFERENCE_BATCH):
-                rows = torch.tensor(np.ascontiguousarray(X[start:start + _INFERENCE_BATCH]),
-                                    dtype=dtype)
-                batch = rows.new_zeros((_INFERENCE_BATCH, *rows.shape[1:]))
-                batch[: len(rows)] = rows
-                out = fn(model, batch.to(device))
-                out = out if isinstance(out, tuple) else (out,)
-                outs.append(tuple(o[: len(rows)] for o in out))
-        cols = [torch.cat(col).float().cpu().numpy() for col in zip(*outs)]
-        return cols[0] if len(cols) == 1 else tuple(cols)
+        return forward_in_batches(self.net_.module_, self.net_.device, fn, X, dtype=dtype)
 
     # --- persistence ------------------------------------------------------------------------
     # A fitted estimator is stored without torch objects: its parameters, its fitted

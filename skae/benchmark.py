@@ -7,11 +7,13 @@ to -1, and scored on the held-out test set.
 
 import time
 from itertools import product
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
-import torch
 from skorch.callbacks import Callback
+
+from .base import forward_in_batches
 
 __all__ = ["PUBLISHED", "MODELS", "TestError", "load_split", "make_model",
            "run_semi_supervised", "summarize", "format_table"]
@@ -126,6 +128,8 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     """
     from .datasets import make_semi_supervised
 
+    if eval_every is not None and not (isinstance(eval_every, Integral) and eval_every >= 1):
+        raise ValueError(f"eval_every must be a positive integer or None, got {eval_every!r}")
     X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
     models = MODELS if models is None else models
     rows = []
@@ -217,26 +221,18 @@ class TestError(Callback):
     ``class_logits(module, x)`` is the estimator's ``_class_logits``.
     """
 
-    def __init__(self, X, y_index, class_logits, every=1, batch_size=1000):
+    def __init__(self, X, y_index, class_logits, every=1):
         self.X = X
         self.y_index = y_index
         self.class_logits = class_logits
         self.every = every
-        self.batch_size = batch_size
 
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) % self.every:
             return
-        module = net.module_
-        module.eval()
-        with torch.inference_mode():
-            pred = torch.cat([
-                self.class_logits(module, torch.as_tensor(
-                    self.X[i:i + self.batch_size], dtype=torch.float32, device=net.device),
-                ).argmax(dim=1).cpu()
-                for i in range(0, len(self.X), self.batch_size)
-            ]).numpy()
-        module.train()
+        # the estimators' own inference path: the same batches as ``predict``
+        pred = forward_in_batches(net.module_, net.device, self.class_logits, self.X).argmax(1)
+        net.module_.train()
         net.history.record("test_error", 100.0 * float(np.mean(pred != self.y_index)))
 
 

@@ -107,6 +107,8 @@ def test_eval_every_records_the_test_error_curve_of_the_same_run():
     plain = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=4,
                                 models=["GANClassifier"], quiet=True)[0]
     assert plain["test_error"] == pytest.approx(gan["test_error"])  # scoring changes nothing
+    with pytest.raises(ValueError, match="eval_every must be a positive integer"):
+        run_semi_supervised(dataset="digits", eval_every=0, models=["GANClassifier"])
 
 
 def test_checkpoint_dir_resumes_a_stopped_run_where_it_stopped(tmp_path, monkeypatch):
