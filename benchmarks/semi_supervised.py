@@ -11,7 +11,7 @@ A long run that survives being stopped (the GAN's 300 epochs on a CPU, or a GPU 
 commands are time-limited): train in chunks of 10 epochs, each saved, and run the same command
 again to go on::
 
-    python benchmarks/semi_supervised.py --data-dir ../shared/data/mnist --labels 100 \
+    python benchmarks/semi_supervised.py --data-dir ../shared/data/mnist --labels 100 \\
         --models GANClassifier --eval-every 10 --checkpoint-dir results/checkpoints
 """
 

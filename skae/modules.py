@@ -270,8 +270,8 @@ class WeightNormLinear(nn.Module):
 
     The forward pass scales the outputs, ``y = (x v^T) * g / ||v|| + b``, as the paper
     suggests, rather than building the normalized weight matrix: the element-wise work is then
-    per output row instead of per weight, which made the Improved-GAN discriminator's CPU step
-    several times faster, and it launches fewer kernels on a GPU.
+    per output row instead of per weight (30 MNIST epochs of the Improved-GAN model on one CPU
+    thread took 1164 s instead of 1994 s, see the benchmarks), and fewer kernels run on a GPU.
     """
 
     def __init__(self, in_features, out_features, bias=True):
