@@ -9,6 +9,7 @@ A *model* is a ``torch.nn.Module`` that declares its training phases::
         def phase_loss(self, phase, batch): ...    # a scalar tensor
         def phase_optimizer_kwargs(self, phase):   # optional, e.g. {"betas": (0.5, 0.999)}
             ...
+        def end_step(self): ...                    # optional, after each step (averaging)
 
 Each phase owns one optimizer (``net.optimizer_<phase>_``, created in
 ``initialize_optimizer`` so skorch moves, pickles and exposes it). One step of training is, for
@@ -38,6 +39,10 @@ __all__ = [
 
 class DivergenceError(FloatingPointError):
     """Raised when a training loss becomes NaN or infinite."""
+
+
+def _no_op():
+    pass
 
 
 def _pass_through(batch):
@@ -155,7 +160,8 @@ class TrainingNet(NeuralNet):
     def initialize_optimizer(self, triggered_directly=None):
         module = self.module_
         for phase in module.phases:
-            params = ((f"{phase}.{i}", p) for i, p in enumerate(module.phase_parameters(phase)))
+            params = ((f"{phase}.{i}", p) for i, p in enumerate(module.phase_parameters(phase))
+                      if p.requires_grad)  # frozen ones (e.g. fixed scales) are not stepped
             args, kwargs = self.get_params_for_optimizer("optimizer", params)
             if self.weight_decay:
                 kwargs["weight_decay"] = self.weight_decay
@@ -200,6 +206,7 @@ class TrainingNet(NeuralNet):
             loss.backward()
             optimizer.step()
             losses[phase] = loss.detach()
+        getattr(module, "end_step", _no_op)()
         first = next(iter(losses.values()))
         return {"loss": first, "y_pred": None, "phase_losses": losses}
 
@@ -261,3 +268,6 @@ class PhasedModel(torch.nn.Module):
 
     def phase_optimizer_kwargs(self, phase):
         return {}
+
+    def end_step(self):
+        """Called after every training step (all active phases): e.g. average the weights."""

@@ -5,6 +5,7 @@ Nothing here knows about scikit-learn. Shapes: an encoder maps ``(n, *input_shap
 ``input_shape`` is ``(d,)`` for tabular data and ``(H, W)`` or ``(C, H, W)`` for images.
 """
 
+import copy
 import math
 
 import torch
@@ -18,6 +19,8 @@ __all__ = [
     "MLPEncoder",
     "MLPDecoder",
     "TiedMLPDecoder",
+    "WeightNormLinear",
+    "ParameterAverage",
     "ConvEncoder",
     "ConvDecoder",
     "build_encoder",
@@ -274,13 +277,28 @@ class WeightNormLinear(nn.Module):
     thread took 1164 s instead of 1994 s, see the benchmarks), and fewer kernels run on a GPU.
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, *, train_scale=True):
         super().__init__()
         linear = nn.Linear(in_features, out_features, bias=bias)
         self.in_features, self.out_features = in_features, out_features
         self.weight_v = nn.Parameter(linear.weight.detach())
-        self.weight_g = nn.Parameter(linear.weight.detach().norm(dim=1, keepdim=True))
+        self.weight_g = nn.Parameter(linear.weight.detach().norm(dim=1, keepdim=True),
+                                     requires_grad=train_scale)
         self.bias = linear.bias
+
+    @torch.no_grad()
+    def init_from_data(self, x):
+        """Data-dependent initialization (Salimans & Kingma, 2016, section 2.2).
+
+        Sets ``g`` and ``b`` so that the outputs on the batch ``x`` have zero mean and unit
+        variance per unit, and returns those outputs (the next layer's init batch).
+        """
+        out = self(x).reshape(-1, self.out_features)
+        mean, std = out.mean(0), out.std(0, unbiased=False).clamp_min(1e-6)
+        self.weight_g.div_(std.unsqueeze(1))
+        if self.bias is not None:
+            self.bias.sub_(mean).div_(std)
+        return self(x)
 
     @property
     def weight(self):
@@ -292,3 +310,43 @@ class WeightNormLinear(nn.Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class ParameterAverage(nn.Module):
+    """A copy of ``module`` whose parameters are a running average of the original's.
+
+    :meth:`update`, after each training step, moves the copy towards the current parameters
+    by ``w_t = max(1 - decay, 9 / (10 + t))`` at step ``t`` (Polyak averaging, as the
+    Improved-GAN authors' code uses for testing, with the warm-up of common EMA
+    implementations): early on the average spans about the last tenth of the steps, so a
+    short run is not dragged back to its first weights; later, about the last
+    ``1 / (1 - decay)`` steps. Buffers (e.g. batch-norm statistics) are copied, not averaged.
+    Call the copy (``average.module``) to predict with the averaged weights.
+    """
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = copy.deepcopy(module).requires_grad_(False)
+        self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long))
+        self._steps = None  # host copy of n_averaged: no device read per step
+
+    def steps(self):
+        """Number of updates so far (0: the copy does not hold an average yet)."""
+        if self._steps is None:
+            self._steps = int(self.n_averaged)
+        return self._steps
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._steps = None
+
+    @torch.no_grad()
+    def update(self, source, decay):
+        """Average in the current parameters of ``source`` (a module shaped like ``module``)."""
+        t = self.steps() + 1
+        weight = 1.0 if t == 1 else max(1.0 - decay, 9.0 / (10.0 + t))
+        torch._foreach_lerp_(list(self.module.parameters()), list(source.parameters()), weight)
+        for mine, theirs in zip(self.module.buffers(), source.buffers()):
+            mine.copy_(theirs)
+        self._steps = t
+        self.n_averaged.fill_(t)

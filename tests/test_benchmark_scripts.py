@@ -37,6 +37,27 @@ def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
     assert "unknown variants ['dropout']" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
+    out = tmp_path / "gan"
+    done = run_script("gan_ablation.py", "--dataset", "digits", "--epochs", "2",
+                      "--eval-every", "1", "--labels", "50", "--variants", "data_init=True",
+                      "default", "--threads", "1", "--output", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [row["variant"] for row in result["rows"]] == ["default", "data_init=True"]
+    for row in result["rows"]:
+        assert row["epochs"] == 2
+        assert 0.0 <= row["test_error"] <= 100.0 and 0.0 <= row["test_error_last"] <= 100.0
+    text = out.with_suffix(".md").read_text()
+    # the learning curve: both scores after each epoch, the last one as in the table
+    assert "default: test error (%) averaged / last weights after 1 epochs " in text
+    last = result["rows"][0]
+    assert f"2 epochs {last['test_error']:.2f} / {last['test_error_last']:.2f}" in text
+    bad = run_script("gan_ablation.py", "--dataset", "digits", "--variants", "dropout",
+                     "--output", tmp_path / "x")
+    assert bad.returncode == 1 and "unknown variants ['dropout']" in bad.stderr
+
+
 def test_semi_supervised_script_on_digits(tmp_path):
     out = tmp_path / "semi"
     done = run_script("semi_supervised.py", "--dataset", "digits", "--labels", "50",

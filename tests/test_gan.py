@@ -67,20 +67,65 @@ def test_discriminator_loss_is_the_improved_gan_objective(fitted, small_data):
     y_lab = torch.tensor(y[labeled][:20])
     with torch.no_grad():
         torch.testing.assert_close(model.real_logit(x),
-                                   torch.logsumexp(model.class_logits(x), dim=1))
+                                   torch.logsumexp(model.discriminate(x), dim=1))
         torch.manual_seed(0)
         loss = model.loss_disc((x, x_lab, y_lab))
         torch.manual_seed(0)
         fake = model.generator(model.noise(model.n_fake, x))
 
         def prob_real(rows):
-            z = model.class_logits(rows).double().exp().sum(dim=1)
+            z = model.discriminate(rows).double().exp().sum(dim=1)
             return z / (z + 1)
 
-        expected = (F.cross_entropy(model.class_logits(x_lab), y_lab).double()
+        expected = (F.cross_entropy(model.discriminate(x_lab), y_lab).double()
                     - prob_real(x).log().mean() - (1 - prob_real(fake)).log().mean())
     assert model.n_fake == fitted.batch_size
     torch.testing.assert_close(loss.double(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_predictions_use_the_averaged_discriminator(fitted, small_data):
+    X, _ = small_data
+    model = fitted.net_.module_
+    steps = fitted.n_iter_ * int(np.ceil(len(X) / fitted.batch_size))
+    assert model.average.steps() == steps
+    x = torch.tensor(X)
+    with torch.no_grad():
+        averaged = model.average.module["head"](model.average.module["features"](x))
+        live = model.discriminate(x)
+    np.testing.assert_allclose(fitted.predict_proba(X), averaged.softmax(1).numpy(), rtol=1e-5)
+    assert not torch.allclose(averaged, live)
+    # ema_decay=0: the last weights
+    last = GANClassifier(**SMALL, ema_decay=0.0).fit(*small_data)
+    with torch.no_grad():
+        live = last.net_.module_.discriminate(x)
+    np.testing.assert_allclose(last.predict_proba(X), live.softmax(1).numpy(), rtol=1e-5)
+    assert last.net_.module_.average.steps() == 0
+
+
+def test_hidden_scales_are_trained_by_default(small_data):
+    clf = GANClassifier(**{**SMALL, "max_epochs": 1}).fit(*small_data)
+    model = clf.net_.module_
+    hidden = model.features[2]
+    assert hidden.weight_g.requires_grad and not bool(model.data_initialized)
+    stepped = {id(p) for group in clf.net_.optimizer_disc_.param_groups for p in group["params"]}
+    assert id(hidden.weight_g) in stepped
+
+
+def test_data_init_sets_hidden_scales_from_data_then_fixes_them(small_data):
+    X, y = small_data
+    clf = GANClassifier(**{**SMALL, "max_epochs": 1, "warm_start": True, "data_init": True})
+    clf.fit(X, y)
+    model = clf.net_.module_
+    hidden, output = model.features[2], model.head[1]
+    assert bool(model.data_initialized)
+    assert not hidden.weight_g.requires_grad and output.weight_g.requires_grad
+    stepped = {id(p) for group in clf.net_.optimizer_disc_.param_groups for p in group["params"]}
+    assert id(hidden.weight_g) not in stepped and id(output.weight_g) in stepped
+    # initialized from the data (not the norm of v), and not again on a warm-started fit
+    g = hidden.weight_g.detach().clone()
+    assert not torch.allclose(g, hidden.weight_v.detach().norm(dim=1, keepdim=True))
+    clf.fit(X, y)
+    torch.testing.assert_close(clf.net_.module_.features[2].weight_g, g)
 
 
 def test_sample_shape_range_and_determinism(fitted):
@@ -163,4 +208,4 @@ def test_conv_backbone_on_images(digits):
 
 def test_divergence_names_the_phase(small_data):
     with pytest.raises(DivergenceError, match="'disc' loss"):
-        GANClassifier(**{**SMALL, "optimizer": "sgd", "lr": 1e6}).fit(*small_data)
+        GANClassifier(**{**SMALL, "optimizer": "sgd", "lr": 1e12}).fit(*small_data)

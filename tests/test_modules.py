@@ -15,6 +15,7 @@ from skae.modules import (
     GaussianNoise,
     MLPDecoder,
     MLPEncoder,
+    ParameterAverage,
     TiedMLPDecoder,
     WeightNormLinear,
     build_decoder,
@@ -204,3 +205,54 @@ def test_weight_norm_linear_backward_passes_gradcheck():
     b = torch.randn(5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_WeightNormLinearFn.apply, (x, v, g, b))
     assert torch.autograd.gradcheck(_WeightNormLinearFn.apply, (x, v, g, None))
+
+
+def test_weight_norm_linear_data_init_standardizes_its_outputs():
+    torch.manual_seed(0)
+    layer = WeightNormLinear(6, 4)
+    x = 3.0 * torch.randn(200, 6) + 1.0
+    out = layer.init_from_data(x)
+    assert_close(out, layer(x))  # the returned batch is the initialized layer's output
+    assert_close(out.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    assert_close(out.std(0, unbiased=False), torch.ones(4), atol=1e-5, rtol=0)
+
+
+def test_weight_norm_linear_fixed_scale_gets_no_gradient():
+    layer = WeightNormLinear(3, 2, train_scale=False)
+    layer(torch.randn(5, 3)).sum().backward()
+    assert not layer.weight_g.requires_grad and layer.weight_g.grad is None
+    assert layer.weight_v.grad is not None and layer.bias.grad is not None
+
+
+def test_parameter_average_is_a_warmed_up_exponential_average():
+    source = nn.Linear(2, 1)
+    average = ParameterAverage(source)
+    assert average.steps() == 0 and not any(p.requires_grad for p in average.parameters())
+    values = [1.0, 3.0, -2.0, 5.0]
+    decay = 0.5
+    expected = None
+    for t, value in enumerate(values, start=1):
+        with torch.no_grad():
+            source.weight.fill_(value)
+        average.update(source, decay)
+        weight = 1.0 if t == 1 else max(1 - decay, 9 / (10 + t))
+        expected = value if expected is None else expected + weight * (value - expected)
+        assert_close(average.module.weight, torch.full((1, 2), expected))
+    assert average.steps() == len(values) and int(average.n_averaged) == len(values)
+    # the count travels with the state dict (warm start, persistence)
+    restored = ParameterAverage(nn.Linear(2, 1))
+    restored.load_state_dict(average.state_dict())
+    assert restored.steps() == len(values)
+    assert_close(restored.module.weight, average.module.weight)
+
+
+def test_parameter_average_long_run_forgets_at_the_decay_rate():
+    source, decay = nn.Linear(1, 1, bias=False), 0.9
+    average = ParameterAverage(source)
+    for _ in range(200):  # the warm-up (9 / (10 + t)) ends at t = 80
+        average.update(source, decay)
+    with torch.no_grad():
+        source.weight.fill_(1.0)
+        average.module.weight.fill_(0.0)
+    average.update(source, decay)
+    assert_close(average.module.weight, torch.full((1, 1), 1 - decay))

@@ -1,0 +1,134 @@
+"""GANClassifier ablation: the authors' training details, one at a time, on a learning curve.
+
+Fits the GANClassifier (the benchmark's MNIST configuration) with ``--labels`` labels once per
+variant, a documented parameter changed, and every ``--eval-every`` epochs scores the test set
+twice: with the averaged discriminator that ``predict`` uses (``ema_decay``) and with the
+discriminator's last weights. The Improved-GAN authors' code tests with averaged weights,
+initializes its weight-normalized layers from the data with fixed hidden scales
+(``data_init=True``) and halves the unsupervised loss (``unsupervised_weight=0.5``).
+
+Each variant is one run, so two variants fit a 2-core machine side by side::
+
+    python benchmarks/gan_ablation.py --data-dir ../shared/data/mnist --epochs 40 \\
+        --eval-every 5 --variants default --threads 1
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
+from _common import main_guard, print_table, result_paths, write_results
+from skorch.callbacks import Callback
+
+from skae.base import forward_in_batches
+from skae.benchmark import make_model
+from skae.datasets import make_semi_supervised
+
+#: ``(name, parameters)``
+VARIANTS = [
+    ("default", {}),
+    ("data_init=True", {"data_init": True}),
+    ("unsupervised_weight=0.5", {"unsupervised_weight": 0.5}),
+    ("data_init=True, unsupervised_weight=0.5", {"data_init": True, "unsupervised_weight": 0.5}),
+]
+
+COLUMNS = [
+    ("variant", "variant"), ("epochs", "epochs"),
+    ("test_error", "test error, averaged (%)", ".2f"),
+    ("test_error_last", "test error, last weights (%)", ".2f"),
+    ("fit_seconds", "fit time (s)", ".0f"),
+]
+
+
+class Curve(Callback):
+    """Every ``every`` epochs, record the test error (%) of the averaged and of the last
+    weights in the net's history (``test_error``, ``test_error_last``)."""
+
+    def __init__(self, X, y_index, every):
+        self.X, self.y_index, self.every = X, y_index, every
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        if epoch % self.every:
+            return
+        model = net.module_
+
+        def error(fn):
+            pred = forward_in_batches(model, net.device, fn, self.X).argmax(1)
+            return 100.0 * float(np.mean(pred != self.y_index))
+
+        averaged, last = error(lambda m, x: m.class_logits(x)), error(lambda m, x: m.discriminate(x))
+        model.train()
+        net.history.record("test_error", averaged)
+        net.history.record("test_error_last", last)
+        print(f"  epoch {epoch}: averaged {averaged:.2f} %, last weights {last:.2f} %",
+              flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_io_arguments(parser, "results/gan_ablation")
+    parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--eval-every", type=int, default=5, metavar="N",
+                        help="score the test set every N epochs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help="run only these variants (default: all)")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.eval_every <= 0:
+        raise BenchmarkError("--eval-every must be positive")
+    names = [name for name, _ in VARIANTS]
+    unknown = sorted(set(args.variants or ()) - set(names))
+    if unknown:
+        raise BenchmarkError(f"unknown variants {unknown}; choose from {names}")
+
+    X, y, X_test, y_test = load_data(args.dataset, args.data_dir, test=True)
+    y_semi = make_semi_supervised(y, args.labels, random_state=args.seed)
+    rows, notes = [], []
+    for name, params in VARIANTS:
+        if args.variants and name not in args.variants:
+            continue
+        clf = make_model("GANClassifier", dataset=args.dataset, device=args.device,
+                         random_state=args.seed, max_epochs=args.epochs)
+        classes = np.unique(y)  # every class has labeled rows: classes_ is this
+        curve = Curve(X_test, np.searchsorted(classes, y_test), args.eval_every)
+        clf.set_params(**params, callbacks=[curve])  # cloned by fit: the curve is in history
+        print(f"{name}:", flush=True)
+        start = time.perf_counter()
+        clf.fit(X, y_semi)
+        seconds = time.perf_counter() - start
+        np.testing.assert_array_equal(clf.classes_, classes)
+        last = clf.net_.module_
+        error = 100.0 * float(np.mean(clf.predict(X_test) != y_test))
+        pred_last = forward_in_batches(last, clf.net_.device, lambda m, x: m.discriminate(x),
+                                       X_test).argmax(1)
+        rows.append({"variant": name, "epochs": args.epochs, "test_error": error,
+                     "test_error_last": 100.0 * float(np.mean(classes[pred_last] != y_test)),
+                     "fit_seconds": seconds})
+        points = [(h["epoch"], h["test_error"], h["test_error_last"])
+                  for h in clf.net_.history if "test_error" in h]
+        notes.append(f"{name}: test error (%) averaged / last weights after " + ", ".join(
+            f"{e} epochs {a:.2f} / {b:.2f}" for e, a, b in points))
+    print_table(rows, COLUMNS)
+    dataset = "MNIST" if args.dataset == "mnist" else args.dataset
+    notes.insert(0, f"GANClassifier as in skae.benchmark.make_model, {args.epochs} epochs on "
+                 f"the {len(X)} training rows of {args.dataset} with {args.labels} labels "
+                 f"(class-balanced draw, seed {args.seed}), on {args.device}; scored on the "
+                 f"{len(X_test)} test rows, with the averaged discriminator (what predict "
+                 "uses) and with its last weights")
+    title = f"GANClassifier ablation, {dataset}, {args.labels} labels, {args.epochs} epochs"
+    if args.variants:
+        title += ": " + "; ".join(row["variant"] for row in rows)
+    write_results(rows, COLUMNS, *result_paths(args.output), command_line(),
+                  notes, title=title, machine=machine_info(args.device))
+
+
+if __name__ == "__main__":
+    main_guard(main)
