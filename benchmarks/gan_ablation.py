@@ -42,6 +42,14 @@ COLUMNS = [
 ]
 
 
+def test_errors(model, device, X, y_index):
+    """Test error (%) of the averaged and of the last discriminator weights, in one pass."""
+    averaged, last = forward_in_batches(
+        model, device, lambda m, x: (m.class_logits(x), m.discriminate(x)), X)
+    return tuple(100.0 * float(np.mean(logits.argmax(1) != y_index))
+                 for logits in (averaged, last))
+
+
 class Curve(Callback):
     """Every ``every`` epochs, record the test error (%) of the averaged and of the last
     weights in the net's history (``test_error``, ``test_error_last``)."""
@@ -53,14 +61,8 @@ class Curve(Callback):
         epoch = len(net.history)
         if epoch % self.every:
             return
-        model = net.module_
-
-        def error(fn):
-            pred = forward_in_batches(model, net.device, fn, self.X).argmax(1)
-            return 100.0 * float(np.mean(pred != self.y_index))
-
-        averaged, last = error(lambda m, x: m.class_logits(x)), error(lambda m, x: m.discriminate(x))
-        model.train()
+        averaged, last = test_errors(net.module_, net.device, self.X, self.y_index)
+        net.module_.train()
         net.history.record("test_error", averaged)
         net.history.record("test_error_last", last)
         print(f"  epoch {epoch}: averaged {averaged:.2f} %, last weights {last:.2f} %",
@@ -98,20 +100,17 @@ def main():
         clf = make_model("GANClassifier", dataset=args.dataset, device=args.device,
                          random_state=args.seed, max_epochs=args.epochs)
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
-        curve = Curve(X_test, np.searchsorted(classes, y_test), args.eval_every)
+        y_index = np.searchsorted(classes, y_test)
+        curve = Curve(X_test, y_index, args.eval_every)
         clf.set_params(**params, callbacks=[curve])  # cloned by fit: the curve is in history
         print(f"{name}:", flush=True)
         start = time.perf_counter()
         clf.fit(X, y_semi)
         seconds = time.perf_counter() - start
         np.testing.assert_array_equal(clf.classes_, classes)
-        last = clf.net_.module_
-        error = 100.0 * float(np.mean(clf.predict(X_test) != y_test))
-        pred_last = forward_in_batches(last, clf.net_.device, lambda m, x: m.discriminate(x),
-                                       X_test).argmax(1)
+        error, error_last = test_errors(clf.net_.module_, clf.net_.device, X_test, y_index)
         rows.append({"variant": name, "epochs": args.epochs, "test_error": error,
-                     "test_error_last": 100.0 * float(np.mean(classes[pred_last] != y_test)),
-                     "fit_seconds": seconds})
+                     "test_error_last": error_last, "fit_seconds": seconds})
         points = [(h["epoch"], h["test_error"], h["test_error_last"])
                   for h in clf.net_.history if "test_error" in h]
         notes.append(f"{name}: test error (%) averaged / last weights after " + ", ".join(
