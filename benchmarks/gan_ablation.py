@@ -5,7 +5,9 @@ variant, a documented parameter changed, and every ``--eval-every`` epochs score
 twice: with the averaged discriminator that ``predict`` uses (``ema_decay``) and with the
 discriminator's last weights. The Improved-GAN authors' code tests with averaged weights,
 initializes its weight-normalized layers from the data with fixed hidden scales
-(``data_init=True``) and halves the unsupervised loss (``unsupervised_weight=0.5``).
+(``data_init=True``), halves the unsupervised loss (``unsupervised_weight=0.5``) and puts
+Adam's epsilon under the square root (about ``eps=1e-4`` in torch's Adam); one more variant
+decays the learning rate linearly to 0 over the second half of the epochs.
 
 Each variant is one run, so two variants fit a 2-core machine side by side::
 
@@ -14,17 +16,39 @@ Each variant is one run, so two variants fit a 2-core machine side by side::
 """
 
 import argparse
+import functools
 import time
 
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
 from _common import main_guard, print_table, result_paths, write_results
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
 from skae.base import forward_in_batches
 from skae.benchmark import make_model
 from skae.datasets import make_semi_supervised
+
+
+class AdamEps4(torch.optim.Adam):
+    """Adam with ``eps=1e-4``: about the authors' update ``m / sqrt(v + 1e-8)`` (their
+    ``nn.adam_updates``), which damps the steps of parameters whose gradients are below about
+    1e-4, where torch's ``m / (sqrt(v) + 1e-8)`` does not."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-4, weight_decay=0.0,
+                 fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         fused=fused)
+
+
+def _second_half_decay(epoch, epochs):
+    """Learning-rate factor: 1 over the first half of the epochs, then linearly to 0."""
+    return min(1.0, 2.0 * (1.0 - epoch / epochs))
+
+
+#: the variant whose learning rate decays linearly to 0 over the second half of the epochs
+SECOND_HALF_DECAY = "lr decaying linearly to 0 over the second half"
 
 #: ``(name, parameters)``
 VARIANTS = [
@@ -32,6 +56,8 @@ VARIANTS = [
     ("data_init=True", {"data_init": True}),
     ("unsupervised_weight=0.5", {"unsupervised_weight": 0.5}),
     ("data_init=True, unsupervised_weight=0.5", {"data_init": True, "unsupervised_weight": 0.5}),
+    ("Adam eps=1e-4", {"optimizer": AdamEps4}),
+    (SECOND_HALF_DECAY, {}),
 ]
 
 COLUMNS = [
@@ -101,8 +127,11 @@ def main():
                          random_state=args.seed, max_epochs=args.epochs)
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
         y_index = np.searchsorted(classes, y_test)
-        curve = Curve(X_test, y_index, args.eval_every)
-        clf.set_params(**params, callbacks=[curve])  # cloned by fit: the curve is in history
+        callbacks = [Curve(X_test, y_index, args.eval_every)]
+        if name == SECOND_HALF_DECAY:
+            callbacks.append(LRScheduler(LambdaLR, lr_lambda=functools.partial(
+                _second_half_decay, epochs=args.epochs)))
+        clf.set_params(**params, callbacks=callbacks)  # cloned by fit: the curve is in history
         print(f"{name}:", flush=True)
         start = time.perf_counter()
         clf.fit(X, y_semi)

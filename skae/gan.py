@@ -331,9 +331,12 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     As in the authors' code, predictions use the averaged discriminator (``ema_decay``).
     Unlike it, the weight-normalized layers start as default linear layers with trainable
     scales (``data_init=True`` does as the authors do, on one training minibatch rather than
-    500 rows), the learning rate is not decayed (pass ``callbacks=[LRScheduler(...)]``,
-    skorch's, to decay it: it schedules both phases), and ``L_unsup`` is not halved (their
-    code's factor 0.5 is ``unsupervised_weight=0.5``); they train 300 epochs on MNIST.
+    500 rows), ``L_unsup`` is not halved (their code's factor 0.5 is
+    ``unsupervised_weight=0.5``) and Adam divides by ``sqrt(v) + 1e-8`` (torch's) rather than
+    ``sqrt(v + 1e-8)``; they train 300 epochs on MNIST at a constant learning rate, as this
+    estimator does (pass ``callbacks=[LRScheduler(...)]``, skorch's, to schedule it: it
+    schedules both phases). None of these details, nor a decaying learning rate, lowered the
+    test error in skae's ablation on MNIST (one label draw; see the benchmarks).
 
     References: T. Salimans, I. Goodfellow, W. Zaremba, V. Cheung, A. Radford and X. Chen,
     "Improved Techniques for Training GANs", NeurIPS 2016.
