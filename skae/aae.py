@@ -156,6 +156,11 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         L2 penalty.
     device : str or torch.device, default="cpu"
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    cuda_graphs : bool, default=True
+        On a CUDA device, record a training step once as a CUDA graph and replay it for the
+        next batches: several times faster for networks small enough that launching their
+        kernels, not running them, takes the time. Set it to False for callbacks that replace
+        parameters or change the model during ``fit``. Ignored on the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling, labeled-batch draws and prior samples.
     verbose : int, default=0
@@ -233,7 +238,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, classes=None, max_epochs=50,
                  batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
-                 random_state=None, verbose=0, callbacks=None, warm_start=False):
+                 cuda_graphs=True, random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
@@ -249,6 +254,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device
+        self.cuda_graphs = cuda_graphs
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -200,6 +200,11 @@ class AutoEncoder(BaseAutoEncoder):
         L2 penalty (the optimizer's ``weight_decay``).
     device : str or torch.device, default="cpu"
         Where to train and infer: ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    cuda_graphs : bool, default=True
+        On a CUDA device, record a training step once as a CUDA graph and replay it for the
+        next batches: several times faster for networks small enough that launching their
+        kernels, not running them, takes the time. Set it to False for callbacks that replace
+        parameters or change the model during ``fit``. Ignored on the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling and noise. An int makes CPU runs repeatable.
         The global torch RNG is left untouched.
@@ -266,10 +271,10 @@ class AutoEncoder(BaseAutoEncoder):
     }
 
     def __init__(self, n_components=2, *, hidden_layer_sizes=None, activation="relu",
-                 backbone="auto", loss="mse", noise=0.0, sparsity_weight=0.0,
-                 sparsity_target=0.05, tied_weights=False, max_epochs=50, batch_size=128,
-                 lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu", random_state=None,
-                 verbose=0, callbacks=None, warm_start=False):
+                 backbone="auto", loss="mse", noise=0.0, sparsity_weight=0.0, sparsity_target=0.05,
+                 tied_weights=False, max_epochs=50, batch_size=128, lr=1e-3, optimizer="adam",
+                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
+                 callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -285,6 +290,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device
+        self.cuda_graphs = cuda_graphs
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -135,6 +135,7 @@ class NetEstimator(BaseEstimator):
         "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
+        "cuda_graphs": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -242,6 +243,7 @@ class NetEstimator(BaseEstimator):
             verbose=int(self.verbose),
             device=str(device),
             weight_decay=self.weight_decay,
+            cuda_graphs=getattr(self, "cuda_graphs", True),  # estimators pickled before it
             iterator_train__generator=torch.Generator().manual_seed(int(seed)),
         )
 

@@ -274,6 +274,11 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         L2 penalty.
     device : str or torch.device, default="cpu"
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    cuda_graphs : bool, default=True
+        On a CUDA device, record a training step once as a CUDA graph and replay it for the
+        next batches: several times faster for networks small enough that launching their
+        kernels, not running them, takes the time. Set it to False for callbacks that replace
+        parameters or change the model during ``fit``. Ignored on the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling, the labeled minibatches, the noise and ``z``.
     verbose : int, default=0
@@ -373,7 +378,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
                  unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, classes=None,
                  max_epochs=100, batch_size=100, lr=3e-3, optimizer="adam", weight_decay=0.0,
-                 device="cpu", random_state=None, verbose=0, callbacks=None, warm_start=False):
+                 device="cpu", cuda_graphs=True, random_state=None, verbose=0, callbacks=None,
+                 warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.generator_hidden_sizes = generator_hidden_sizes
@@ -391,6 +397,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device
+        self.cuda_graphs = cuda_graphs
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -342,11 +342,19 @@ class ParameterAverage(nn.Module):
 
     @torch.no_grad()
     def update(self, source, decay):
-        """Average in the current parameters of ``source`` (a module shaped like ``module``)."""
-        t = self.steps() + 1
-        weight = 1.0 if t == 1 else max(1.0 - decay, 9.0 / (10.0 + t))
-        torch._foreach_lerp_(list(self.module.parameters()), list(source.parameters()), weight)
-        for mine, theirs in zip(self.module.buffers(), source.buffers()):
-            mine.copy_(theirs)
-        self._steps = t
-        self.n_averaged.fill_(t)
+        """Average in the current parameters of ``source`` (a module shaped like ``module``).
+
+        The step count and the weight stay on the device (no read back per step, and the same
+        work on every call, so that a recorded CUDA graph of the step replays it correctly).
+        """
+        self.n_averaged.add_(1)
+        t = self.n_averaged.to(torch.float64)
+        weight = torch.where(t == 1, 1.0, torch.clamp(9.0 / (10.0 + t), min=1.0 - decay))
+        weights = {}
+        for mine, theirs in zip(self.module.parameters(), source.parameters()):
+            if mine.dtype not in weights:
+                weights[mine.dtype] = weight.to(mine.dtype)
+            mine.lerp_(theirs, weights[mine.dtype])
+        for buffer, theirs in zip(self.module.buffers(), source.buffers()):
+            buffer.copy_(theirs)
+        self._steps = None  # the host copy is read again when asked for

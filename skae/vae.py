@@ -98,6 +98,11 @@ class VAE(BaseAutoEncoder):
         L2 penalty.
     device : str or torch.device, default="cpu"
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    cuda_graphs : bool, default=True
+        On a CUDA device, record a training step once as a CUDA graph and replay it for the
+        next batches: several times faster for networks small enough that launching their
+        kernels, not running them, takes the time. Set it to False for callbacks that replace
+        parameters or change the model during ``fit``. Ignored on the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling and the reparametrization noise.
     verbose : int, default=0
@@ -159,8 +164,8 @@ class VAE(BaseAutoEncoder):
 
     def __init__(self, n_components=2, *, hidden_layer_sizes=None, activation="relu",
                  backbone="auto", loss="mse", beta=1.0, max_epochs=50, batch_size=128, lr=1e-3,
-                 optimizer="adam", weight_decay=0.0, device="cpu", random_state=None, verbose=0,
-                 callbacks=None, warm_start=False):
+                 optimizer="adam", weight_decay=0.0, device="cpu", cuda_graphs=True,
+                 random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -173,6 +178,7 @@ class VAE(BaseAutoEncoder):
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device
+        self.cuda_graphs = cuda_graphs
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -15,6 +15,8 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
+from skorch.callbacks import Callback, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
 from skae import VAE, AAEClassifier, AutoEncoder, AutoEncoderClassifier, GANClassifier
 from skae.modules import WeightNormLinear
@@ -144,6 +146,59 @@ def test_gan_classifier_warm_started_on_cuda_then_on_the_cpu(semi):
     gan.set_params(device="cpu", max_epochs=1).fit(X, y_semi)  # and on from there on the CPU
     assert gan.n_iter_ == 21
     assert all(p.device.type == "cpu" for p in gan.net_.module_.parameters())
+
+
+class _RecordsGraphs(Callback):
+    """Notes whether any training step of the fit ran through a recorded CUDA graph."""
+
+    def initialize(self):
+        self.recorded = False
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        graphs = net.__dict__.get("_cuda_graph_steps") or {}
+        self.recorded |= any(entry["graph"] is not None for entry in graphs.values())
+
+
+def _callback(estimator, kind):
+    return next(cb for _, cb in estimator.net_.callbacks_ if isinstance(cb, kind))
+
+
+@pytest.mark.parametrize("cuda_graphs", [True, False])
+def test_gan_trains_with_and_without_cuda_graphs(semi, cuda_graphs):
+    X, y, y_semi = semi
+    gan = GANClassifier(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,),
+                        max_epochs=10, device=DEVICE, random_state=0, cuda_graphs=cuda_graphs,
+                        callbacks=[_RecordsGraphs()]).fit(X, y_semi)
+    assert _callback(gan, _RecordsGraphs).recorded is cuda_graphs
+    assert "_cuda_graph_steps" not in gan.net_.__dict__  # graphs live for one fit
+    # the averaging counted every step, the replayed ones too (its count lives on the device)
+    steps = 10 * -(-len(X) // gan.batch_size)
+    assert int(gan.net_.module_.average.n_averaged) == steps
+    unlabeled = y_semi == -1
+    assert gan.score(X[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
+    pickle.loads(pickle.dumps(gan))
+
+
+def _one_then_zero(epoch):
+    return 1.0 if epoch < 1 else 0.0
+
+
+class _FirstEpochWeights(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 1:
+            self.weights = {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+
+def test_cuda_graphs_follow_a_learning_rate_schedule(semi):
+    # lr 0 after the first epoch: a step recorded with the first lr would go on moving weights
+    ae = AutoEncoder(4, hidden_layer_sizes=(32,), max_epochs=3, device=DEVICE, random_state=0,
+                     callbacks=[LRScheduler(LambdaLR, lr_lambda=_one_then_zero),
+                                _FirstEpochWeights(), _RecordsGraphs()]).fit(semi[0])
+    assert _callback(ae, _RecordsGraphs).recorded
+    first = _callback(ae, _FirstEpochWeights).weights
+    for name, value in ae.net_.module_.state_dict().items():
+        assert torch.equal(value, first[name]), name
 
 
 def test_weight_norm_linear_on_cuda_matches_the_cpu():

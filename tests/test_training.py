@@ -253,3 +253,23 @@ def test_lr_scheduler_schedules_every_phase_of_a_multi_phase_net():
 def test_an_uninitialized_net_has_no_optimizer():
     with pytest.raises(AttributeError, match="not initialized"):
         _net(TwoPhases()).optimizer_
+
+
+def test_cuda_graphs_are_ignored_on_the_cpu(digits):
+    X, _ = digits
+    codes = []
+    for cuda_graphs in (True, False):
+        ae = AutoEncoder(2, hidden_layer_sizes=(8,), max_epochs=2, random_state=0,
+                         cuda_graphs=cuda_graphs).fit(X[:200])
+        assert not ae.net_.optimizer_recon_.defaults["capturable"]
+        assert "_cuda_graph_steps" not in ae.net_.__dict__
+        codes.append(ae.transform(X[:50]))
+    np.testing.assert_array_equal(*codes)
+
+
+def test_hyperparameters_are_the_optimizers_scalar_settings():
+    net = _net(TwoPhases()).initialize()
+    before = net._hyperparameters()
+    assert ("lr", 0.1) in before and not any(key == "params" for key, _ in before)
+    net.optimizer_a_.param_groups[0]["lr"] = 0.05
+    assert net._hyperparameters() != before
