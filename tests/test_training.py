@@ -48,10 +48,10 @@ def _data(n=10):
     return torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
 
 
-def _net(model, **kwargs):
+def _net(model, net_cls=TrainingNet, **kwargs):
     kwargs = {"optimizer": torch.optim.SGD, "lr": 0.1, "max_epochs": 1, "batch_size": 10,
               "iterator_train__shuffle": False, "verbose": 0, **kwargs}
-    return TrainingNet(model, **kwargs)
+    return net_cls(model, **kwargs)
 
 
 def test_each_phase_optimizer_holds_only_its_parameters():
@@ -273,3 +273,120 @@ def test_hyperparameters_are_the_optimizers_scalar_settings():
     assert ("lr", 0.1) in before and not any(key == "params" for key, _ in before)
     net.optimizer_a_.param_groups[0]["lr"] = 0.05
     assert net._hyperparameters() != before
+
+
+# --- CUDA-graph bookkeeping, on the CPU: torch.cuda's graph API replaced by a stand-in whose
+# "recording" runs nothing and whose replay runs the recorded step on the static inputs, writing
+# its losses into the recorded outputs (what a real graph does). A net must then train exactly
+# as without graphs: the same steps, each once.
+class _FakeGraph:
+    recording = None
+
+    def replay(self):
+        result = TrainingNet._step(self.net, self.inputs)
+        for phase, loss in result["phase_losses"].items():
+            self.outputs[phase].copy_(loss)
+
+
+class _FakeGraphNet(TrainingNet):
+    def _graphs_enabled(self):
+        return True
+
+    def _step(self, batch):
+        graph = _FakeGraph.recording
+        if graph is None:
+            self.eager_steps = getattr(self, "eager_steps", 0) + 1
+            return super()._step(batch)
+        graph.net, graph.inputs = self, batch
+        graph.outputs = {p: torch.zeros(()) for p in self.module_.active_phases}
+        self.recordings = getattr(self, "recordings", 0) + 1
+        return {"loss": None, "y_pred": None, "phase_losses": graph.outputs}
+
+
+@pytest.fixture
+def fake_cuda_graphs(monkeypatch):
+    from contextlib import contextmanager, nullcontext
+
+    @contextmanager
+    def graph(g):
+        _FakeGraph.recording = g
+        try:
+            yield
+        finally:
+            _FakeGraph.recording = None
+
+    class Stream:
+        def __init__(self, *args):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: nullcontext())
+    monkeypatch.setattr(torch.cuda, "device", lambda d: nullcontext())
+
+
+class _SetLr(Callback):
+    """Sets every phase's learning rate from ``schedule(step)`` before each batch."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def initialize(self):
+        self.step = 0
+        return self
+
+    def on_batch_begin(self, net, **kwargs):
+        for optimizer in net.phase_optimizers().values():
+            optimizer.param_groups[0]["lr"] = self.schedule(self.step)
+        self.step += 1
+
+
+def _fit_both(n=40, schedule=None, **kwargs):
+    """The same training with the stand-in graphs and without; both nets."""
+    nets = []
+    for cls in (_FakeGraphNet, TrainingNet):
+        torch.manual_seed(0)
+        callbacks = [_SetLr(schedule)] if schedule else None
+        net = _net(TwoPhases(), net_cls=cls, callbacks=callbacks, **kwargs)
+        nets.append(net.fit(TensorBatchDataset(_data(n)), None))
+    return nets
+
+
+def _same_weights(a, b):
+    for (name, x), y in zip(a.module_.state_dict().items(), b.module_.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def test_graph_steps_are_the_same_steps_each_once(fake_cuda_graphs):
+    graphed, eager = _fit_both(max_epochs=3, batch_size=10)  # 12 steps of one shape
+    _same_weights(graphed, eager)
+    assert graphed.recordings == 1 and graphed.eager_steps == 3  # 2 warm-up + the recorded one
+    assert "_cuda_graph_steps" not in graphed.__dict__  # one fit's only
+    losses = [b["a_loss"] for e in graphed.history for b in e["batches"]]
+    assert losses == [b["a_loss"] for e in eager.history for b in e["batches"]]
+
+
+def test_a_new_batch_shape_is_recorded_on_its_own(fake_cuda_graphs):
+    graphed, eager = _fit_both(n=45, max_epochs=4, batch_size=10)  # 4 x 10 rows, then 5
+    _same_weights(graphed, eager)
+    # the full batches' step in the first epoch, the last batch's (one an epoch) in the third
+    assert graphed.recordings == 2 and graphed.eager_steps == 3 + 3
+
+
+def test_a_changed_learning_rate_is_recorded_again(fake_cuda_graphs):
+    graphed, eager = _fit_both(n=200, max_epochs=1, batch_size=10,
+                               schedule=lambda step: 0.1 if step < 14 else 0.01)
+    _same_weights(graphed, eager)
+    assert graphed.recordings == 2
+
+
+def test_a_learning_rate_changed_every_step_ends_the_graphs(fake_cuda_graphs):
+    graphed, eager = _fit_both(n=200, max_epochs=1, batch_size=10,
+                               schedule=lambda step: 0.1 / (1 + step))
+    _same_weights(graphed, eager)
+    assert graphed.recordings == 1 and graphed.eager_steps == 20  # replayed none
