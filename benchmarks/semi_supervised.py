@@ -62,6 +62,9 @@ def main():
                         help="train skae's models in chunks of --eval-every epochs, saved here "
                         "after each; the same command run again resumes (long CPU runs, "
                         "time-limited GPU sessions)")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="train skae's models with cuda_graphs=False (on a GPU: the step "
+                        "launched kernel by kernel, to compare)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args()
@@ -76,6 +79,7 @@ def main():
             seeds=args.seeds, device=args.device, models=args.models,
             max_epochs=args.epochs, quiet=args.quiet, first_seed=args.first_seed,
             eval_every=args.eval_every, checkpoint_dir=args.checkpoint_dir,
+            cuda_graphs=not args.no_cuda_graphs,
             callback=lambda r: print(
                 f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
                 f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),
@@ -86,6 +90,8 @@ def main():
     print_table(summary, COLUMNS)
     notes = [f"dataset {args.dataset}; deep-model epochs: "
              f"{args.epochs if args.epochs else 'the documented defaults'}"]
+    if args.no_cuda_graphs:
+        notes.append("skae's models trained with cuda_graphs=False")
     if args.checkpoint_dir:
         notes.append(f"skae's models trained in chunks of {args.eval_every} epochs "
                      "(warm_start=True, fresh optimizers each chunk), checkpointed; fit time "

@@ -61,10 +61,11 @@ def load_split(dataset="mnist", data_dir=None, *, flatten=True):
 
 
 def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epochs=None,
-               verbose=0):
+               verbose=0, cuda_graphs=True):
     """The benchmark's configuration of model ``name`` (documented defaults, not per-seed tuning).
 
-    ``max_epochs`` overrides the deep models' epochs (for short CPU runs).
+    ``max_epochs`` overrides the deep models' epochs (for short CPU runs); ``cuda_graphs`` is
+    the deep models' parameter (False: time the step without CUDA graphs).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -73,7 +74,8 @@ def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epoch
     from . import AAEClassifier, AutoEncoderClassifier, GANClassifier
 
     small = dataset == "digits"
-    common = {"device": device, "random_state": random_state, "verbose": verbose}
+    common = {"device": device, "random_state": random_state, "verbose": verbose,
+              "cuda_graphs": cuda_graphs}
     if name == "AAEClassifier":
         if small:
             params = {"hidden_layer_sizes": (256, 256), "discriminator_hidden_sizes": (128,),
@@ -105,7 +107,7 @@ def _epochs(max_epochs):
 def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
                         device="cpu", models=None, max_epochs=None, quiet=False,
                         callback=None, first_seed=0, eval_every=None,
-                        checkpoint_dir=None):
+                        checkpoint_dir=None, cuda_graphs=True):
     """Fit every model on every seed's labeled draw; returns one dict per (labels, model, seed).
 
     ``n_labeled`` is a number of labeled training rows or a list of them (the data is read
@@ -125,6 +127,8 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     after each chunk the model, its test error curve and its fit time so far are saved there
     with joblib. Called again with the same arguments, it goes on from the saved chunk (and a
     finished run is only scored again).
+
+    ``cuda_graphs=False`` trains skae's models without CUDA graphs (see ``make_model``).
     """
     from .datasets import make_semi_supervised
 
@@ -139,7 +143,8 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
         labeled = y_semi != -1
         for name in models:
             model = make_model(name, dataset=dataset, device=device, random_state=seed,
-                               max_epochs=max_epochs, verbose=0 if quiet else 1)
+                               max_epochs=max_epochs, verbose=0 if quiet else 1,
+                               cuda_graphs=cuda_graphs)
             deep = hasattr(model, "_class_logits")
             curve = None
             if deep and checkpoint_dir is not None:

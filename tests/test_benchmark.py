@@ -25,9 +25,11 @@ def test_load_split_unknown_dataset():
                                        ("GANClassifier", GANClassifier),
                                        ("AutoEncoderClassifier", AutoEncoderClassifier)])
 def test_make_model_passes_epochs_seed_and_device(name, cls):
-    model = make_model(name, dataset="digits", device="cpu", random_state=3, max_epochs=2)
+    model = make_model(name, dataset="digits", device="cpu", random_state=3, max_epochs=2,
+                       cuda_graphs=False)
     assert isinstance(model, cls)
     assert model.max_epochs == 2 and model.random_state == 3 and model.device == "cpu"
+    assert model.cuda_graphs is False
 
 
 def test_make_model_unknown():
