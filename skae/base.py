@@ -243,7 +243,7 @@ class NetEstimator(BaseEstimator):
             verbose=int(self.verbose),
             device=str(device),
             weight_decay=self.weight_decay,
-            cuda_graphs=getattr(self, "cuda_graphs", True),  # estimators pickled before it
+            cuda_graphs=self.cuda_graphs,
             iterator_train__generator=torch.Generator().manual_seed(int(seed)),
         )
 
@@ -317,6 +317,7 @@ class NetEstimator(BaseEstimator):
 
     def __setstate__(self, state):
         state = dict(state)
+        state.setdefault("cuda_graphs", True)  # saved before the parameter existed
         net_state = state.pop("_net_state", None)
         super().__setstate__(state)
         if net_state is not None:

@@ -85,6 +85,15 @@ def test_pickle_round_trip(fitted, data):
         row["train_loss"] for row in fitted.net_.history]
 
 
+def test_model_saved_before_the_cuda_graphs_parameter_loads(fitted, data):
+    state = fitted.__getstate__()
+    del state["cuda_graphs"]
+    loaded = type(fitted).__new__(type(fitted))
+    loaded.__setstate__(state)
+    assert loaded.get_params()["cuda_graphs"] is True
+    assert_same_outputs(fitted, loaded, data[0])
+
+
 def test_joblib_round_trip(fitted, data, tmp_path):
     path = tmp_path / "model.joblib"
     joblib.dump(fitted, path)
