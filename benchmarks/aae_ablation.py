@@ -36,24 +36,28 @@ from torch.optim.lr_scheduler import LinearLR
 from skae.benchmark import make_model
 from skae.datasets import make_semi_supervised
 
-#: the variant whose learning rate decays linearly to 0 over the epochs (skorch LRScheduler)
-LINEAR_DECAY = "lr decaying linearly to 0"
+def _linear_decay(epochs):
+    """A learning rate decaying linearly to 0 over ``epochs``."""
+    return LRScheduler(LinearLR, start_factor=1.0, end_factor=0.0, total_iters=epochs)
 
-#: ``(name, parameters, phases)``; ``phases=None`` runs all four.
+
+#: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four; ``schedule(epochs)``
+#: is a learning-rate callback, None keeps the rate constant.
 VARIANTS = [
-    ("default", {}, None),
-    ("noise=0.3", {"noise": 0.3}, None),
-    ("n_components=2", {"n_components": 2}, None),
-    ("n_components=4", {"n_components": 4}, None),
-    ("lr=3e-4", {"lr": 3e-4}, None),
-    (LINEAR_DECAY, {}, None),
-    ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None),
-    ("no reconstruction phase", {}, ("disc", "gen", "sup")),
-    ("no adversarial phases", {}, ("recon", "sup")),
-    ("supervised phase only", {}, ("sup",)),
-    ("backbone='conv' (images)", {"backbone": "conv"}, None),
-    ("backbone='conv', activation='leaky_relu'", {"backbone": "conv", "activation": "leaky_relu"},
+    ("default", {}, None, None),
+    ("noise=0.3", {"noise": 0.3}, None, None),
+    ("n_components=2", {"n_components": 2}, None, None),
+    ("n_components=4", {"n_components": 4}, None, None),
+    ("lr=3e-4", {"lr": 3e-4}, None, None),
+    ("lr decaying linearly to 0", {}, None, _linear_decay),
+    ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None,
      None),
+    ("no reconstruction phase", {}, ("disc", "gen", "sup"), None),
+    ("no adversarial phases", {}, ("recon", "sup"), None),
+    ("supervised phase only", {}, ("sup",), None),
+    ("backbone='conv' (images)", {"backbone": "conv"}, None, None),
+    ("backbone='conv', activation='leaky_relu'", {"backbone": "conv", "activation": "leaky_relu"},
+     None, None),
 ]
 
 COLUMNS = [
@@ -109,7 +113,7 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [name for name, _, _ in VARIANTS]
+    names = [name for name, *_ in VARIANTS]
     unknown = sorted(set(args.variants or ()) - set(names))
     if unknown:
         raise BenchmarkError(f"unknown variants {unknown}; choose from {names}")
@@ -118,15 +122,14 @@ def main():
     X_test, y_test = X_test[: args.test_rows], y_test[: args.test_rows]
     y_semi = make_semi_supervised(y, args.labels, random_state=args.seed)
     rows = []
-    for name, params, phases in VARIANTS:
+    for name, params, phases, schedule in VARIANTS:
         if args.variants and name not in args.variants:
             continue
         clf = make_model("AAEClassifier", dataset=args.dataset, random_state=args.seed,
                          max_epochs=args.epochs)
         callbacks = [] if phases is None else [OnlyPhases(phases)]
-        if name == LINEAR_DECAY:
-            callbacks.append(LRScheduler(LinearLR, start_factor=1.0, end_factor=0.0,
-                                         total_iters=args.epochs))
+        if schedule is not None:
+            callbacks.append(schedule(args.epochs))
         clf.set_params(**params, callbacks=callbacks or None)
         X_fit, X_score = X, X_test
         if params.get("backbone") == "conv":  # square images from rows of pixels

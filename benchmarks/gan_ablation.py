@@ -47,17 +47,21 @@ def _second_half_decay(epoch, epochs):
     return min(1.0, 2.0 * (1.0 - epoch / epochs))
 
 
-#: the variant whose learning rate decays linearly to 0 over the second half of the epochs
-SECOND_HALF_DECAY = "lr decaying linearly to 0 over the second half"
+def _decay_over_the_second_half(epochs):
+    """A learning rate constant over the first half of ``epochs``, then linearly to 0."""
+    return LRScheduler(LambdaLR, lr_lambda=functools.partial(_second_half_decay, epochs=epochs))
 
-#: ``(name, parameters)``
+
+#: ``(name, parameters, schedule)``; ``schedule(epochs)`` is a learning-rate callback, None
+#: keeps the rate constant.
 VARIANTS = [
-    ("default", {}),
-    ("data_init=True", {"data_init": True}),
-    ("unsupervised_weight=0.5", {"unsupervised_weight": 0.5}),
-    ("data_init=True, unsupervised_weight=0.5", {"data_init": True, "unsupervised_weight": 0.5}),
-    ("Adam eps=1e-4", {"optimizer": AdamEps4}),
-    (SECOND_HALF_DECAY, {}),
+    ("default", {}, None),
+    ("data_init=True", {"data_init": True}, None),
+    ("unsupervised_weight=0.5", {"unsupervised_weight": 0.5}, None),
+    ("data_init=True, unsupervised_weight=0.5", {"data_init": True, "unsupervised_weight": 0.5},
+     None),
+    ("Adam eps=1e-4", {"optimizer": AdamEps4}, None),
+    ("lr decaying linearly to 0 over the second half", {}, _decay_over_the_second_half),
 ]
 
 COLUMNS = [
@@ -112,7 +116,7 @@ def main():
         torch.set_num_threads(args.threads)
     if args.eval_every <= 0:
         raise BenchmarkError("--eval-every must be positive")
-    names = [name for name, _ in VARIANTS]
+    names = [name for name, *_ in VARIANTS]
     unknown = sorted(set(args.variants or ()) - set(names))
     if unknown:
         raise BenchmarkError(f"unknown variants {unknown}; choose from {names}")
@@ -120,7 +124,7 @@ def main():
     X, y, X_test, y_test = load_data(args.dataset, args.data_dir, test=True)
     y_semi = make_semi_supervised(y, args.labels, random_state=args.seed)
     rows, notes = [], []
-    for name, params in VARIANTS:
+    for name, params, schedule in VARIANTS:
         if args.variants and name not in args.variants:
             continue
         clf = make_model("GANClassifier", dataset=args.dataset, device=args.device,
@@ -128,9 +132,8 @@ def main():
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
         y_index = np.searchsorted(classes, y_test)
         callbacks = [Curve(X_test, y_index, args.eval_every)]
-        if name == SECOND_HALF_DECAY:
-            callbacks.append(LRScheduler(LambdaLR, lr_lambda=functools.partial(
-                _second_half_decay, epochs=args.epochs)))
+        if schedule is not None:
+            callbacks.append(schedule(args.epochs))
         clf.set_params(**params, callbacks=callbacks)  # cloned by fit: the curve is in history
         print(f"{name}:", flush=True)
         start = time.perf_counter()
