@@ -115,8 +115,7 @@ class SemiSupervisedDataset(Dataset):
             self._order = torch.cat([self._order, torch.randperm(n, generator=self.generator)])
         n_batch = self.labeled_batch_size
         idx, self._order = self._order[:n_batch], self._order[n_batch:]
-        # non_blocking: no wait on the device's queue per batch (the source is copied at once)
-        return idx.to(self.y_labeled.device, non_blocking=True)
+        return _to_device(idx, self.y_labeled.device)
 
     def __getitem__(self, i):
         return self.__getitems__([i])
