@@ -147,8 +147,7 @@ class GANModel(PhasedModel):
 
     def end_step(self):
         if self.ema_decay > 0:
-            self.average.update(nn.ModuleDict({"features": self.features, "head": self.head}),
-                                self.ema_decay)
+            self.average.update((self.features, self.head), self.ema_decay)
 
     def phase_parameters(self, phase):
         if phase == "disc":

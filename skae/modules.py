@@ -6,6 +6,7 @@ Nothing here knows about scikit-learn. Shapes: an encoder maps ``(n, *input_shap
 """
 
 import copy
+import itertools
 import math
 
 import torch
@@ -342,7 +343,11 @@ class ParameterAverage(nn.Module):
 
     @torch.no_grad()
     def update(self, source, decay):
-        """Average in the current parameters of ``source`` (a module shaped like ``module``).
+        """Average in the current parameters of ``source``.
+
+        ``source`` is a module shaped like ``module``, or a sequence of modules whose
+        parameters, one after the other, are those of ``module`` (e.g. the children of the
+        :class:`~torch.nn.ModuleDict` it was copied from), so no container is built per step.
 
         The step count and the weight stay on the device (no read back per step, and the same
         work on every call, so that a recorded CUDA graph of the step replays it correctly).
@@ -350,11 +355,14 @@ class ParameterAverage(nn.Module):
         self.n_averaged.add_(1)
         t = self.n_averaged.to(torch.float64)
         weight = torch.where(t == 1, 1.0, torch.clamp(9.0 / (10.0 + t), min=1.0 - decay))
+        sources = tuple(source) if isinstance(source, (list, tuple)) else (source,)
         weights = {}
-        for mine, theirs in zip(self.module.parameters(), source.parameters()):
+        theirs_all = itertools.chain.from_iterable(s.parameters() for s in sources)
+        for mine, theirs in zip(self.module.parameters(), theirs_all, strict=True):
             if mine.dtype not in weights:
                 weights[mine.dtype] = weight.to(mine.dtype)
             mine.lerp_(theirs, weights[mine.dtype])
-        for buffer, theirs in zip(self.module.buffers(), source.buffers()):
+        theirs_all = itertools.chain.from_iterable(s.buffers() for s in sources)
+        for buffer, theirs in zip(self.module.buffers(), theirs_all, strict=True):
             buffer.copy_(theirs)
         self._steps = None  # the host copy is read again when asked for

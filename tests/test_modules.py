@@ -256,3 +256,18 @@ def test_parameter_average_long_run_forgets_at_the_decay_rate():
         average.module.weight.fill_(0.0)
     average.update(source, decay)
     assert_close(average.module.weight, torch.full((1, 1), 1 - decay))
+
+
+def test_parameter_average_updates_from_the_children_of_its_container():
+    first, second = nn.Linear(2, 3), nn.BatchNorm1d(3)
+    average = ParameterAverage(nn.ModuleDict({"a": first, "b": second}))
+    with torch.no_grad():
+        first.weight.fill_(2.0)
+        second.bias.fill_(-1.0)
+        second.running_mean.fill_(4.0)
+    average.update((first, second), decay=0.5)  # the first update copies
+    assert_close(average.module["a"].weight, first.weight)
+    assert_close(average.module["b"].bias, second.bias)
+    assert_close(average.module["b"].running_mean, second.running_mean)
+    with pytest.raises(ValueError):  # a source with other parameters is refused
+        average.update((first,), decay=0.5)
