@@ -99,6 +99,10 @@ def main():
     notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: test error (%) after "
               + ", ".join(f"{epoch} epochs {error:.2f}" for epoch, error in r["curve"])
               for r in rows if r.get("curve")]
+    notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: most frequent errors "
+              + ", ".join(f"{true} read as {pred} ({count} times)"
+                          for true, pred, count in r["confusions"])
+              for r in rows if r["confusions"]]
     write_results(summary, COLUMNS, *result_paths(args.output), command_line(),
                   notes, title=_title(args),
                   machine=machine_info(args.device), extra={"runs": rows})

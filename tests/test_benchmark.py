@@ -5,7 +5,7 @@ import pytest
 
 from skae import AAEClassifier, AutoEncoderClassifier, GANClassifier
 from skae.benchmark import (MODELS, PUBLISHED, format_table, load_split, make_model,
-                            run_semi_supervised, summarize)
+                            run_semi_supervised, summarize, top_confusions)
 
 
 def test_load_split_digits_is_flat_float32_in_unit_interval():
@@ -43,10 +43,17 @@ def test_run_semi_supervised_on_digits_scores_every_model_and_seed():
                                quiet=True, callback=seen.append)
     assert seen == rows
     assert [(r["model"], r["seed"]) for r in rows] == [(m, s) for s in (0, 1) for m in MODELS]
+    n_test = len(load_split("digits")[3])
     for row in rows:
         assert 0.0 <= row["test_error"] <= 100.0
         assert row["fit_seconds"] > 0 and row["n_labeled"] == 50
         assert row["published"] is None  # the papers' numbers are for MNIST only
+        # the most frequent errors: most frequent first, no more of them than were made
+        counts = [count for _, _, count in row["confusions"]]
+        assert counts == sorted(counts, reverse=True) and len(counts) <= 3
+        assert sum(counts) <= round(row["test_error"] / 100 * n_test)
+        assert all(true != pred for true, pred, _ in row["confusions"])
+        assert row["confusions"] or row["test_error"] == 0.0
     # LabelSpreading on digits with 50 labels is far better than chance (90 % error).
     spreading = [r["test_error"] for r in rows if r["model"] == "LabelSpreading"]
     assert max(spreading) < 30.0
@@ -143,3 +150,14 @@ def test_checkpoint_dir_resumes_a_stopped_run_where_it_stopped(tmp_path, monkeyp
     assert again["curve"] == whole["curve"] and again["fit_seconds"] == resumed["fit_seconds"]
     with pytest.raises(ValueError, match="is a run of 4 epochs, not 6"):
         run_semi_supervised(**{**kwargs, "max_epochs": 6}, checkpoint_dir=tmp_path / "stopped")
+
+
+def test_top_confusions_counts_errors_by_true_and_predicted_class():
+    y_true = [4, 4, 4, 9, 9, 3, 5, 5, 7]
+    y_pred = [9, 9, 4, 4, 9, 3, 3, 3, 1]
+    assert top_confusions(y_true, y_pred) == [(4, 9, 2), (5, 3, 2), (9, 4, 1)]
+    assert top_confusions(y_true, y_pred, n=1) == [(4, 9, 2)]
+    assert top_confusions([1, 2], [1, 2]) == []
+    # any labels sklearn accepts, returned as plain Python values
+    labels = top_confusions(np.array(["cat", "dog"], dtype=object), np.array(["dog", "dog"]))
+    assert labels == [("cat", "dog", 1)] and type(labels[0][2]) is int
