@@ -45,6 +45,10 @@ def _linear_decay(epochs):
 #: is a learning-rate callback, None keeps the rate constant.
 VARIANTS = [
     ("default", {}, None, None),
+    ("discriminator_noise=0", {"discriminator_noise": 0.0}, None, None),
+    ("reconstruct_labeled=False", {"reconstruct_labeled": False}, None, None),
+    ("the paper's phases (discriminator_noise=0, reconstruct_labeled=False)",
+     {"discriminator_noise": 0.0, "reconstruct_labeled": False}, None, None),
     ("noise=0.3", {"noise": 0.3}, None, None),
     ("n_components=2", {"n_components": 2}, None, None),
     ("n_components=4", {"n_components": 4}, None, None),

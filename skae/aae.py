@@ -29,7 +29,8 @@ class AAEModel(PhasedModel):
     phases = ("recon", "disc", "gen", "sup")
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
-                 loss="mse", noise=0.0, supervised_weight=1.0):
+                 loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
+                 reconstruct_labeled=False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -40,6 +41,8 @@ class AAEModel(PhasedModel):
         self.loss = loss
         self.noise = noise
         self.supervised_weight = supervised_weight
+        self.discriminator_noise = discriminator_noise
+        self.reconstruct_labeled = reconstruct_labeled
 
     def phase_parameters(self, phase):
         if phase == "recon":
@@ -72,6 +75,17 @@ class AAEModel(PhasedModel):
     def style(self, x):
         return self.encode(x)[1]
 
+    def critic_input(self, code):
+        """``code`` as the discriminators see it in training: with ``N(0, s^2)`` noise added.
+
+        The noise (``s = discriminator_noise``) blurs the difference between one-hot prior
+        samples and nearly one-hot softmax outputs, so the categorical discriminator keeps
+        giving the encoder a gradient instead of demanding saturated, exactly one-hot classes.
+        """
+        if self.training and self.discriminator_noise:
+            code = code + self.discriminator_noise * torch.randn_like(code)
+        return code
+
     def _prior(self, n, like):
         y = F.one_hot(torch.randint(self.n_classes, (n,), device=like.device), self.n_classes)
         return y.to(like.dtype), torch.randn(n, self.n_components, device=like.device)
@@ -81,25 +95,34 @@ class AAEModel(PhasedModel):
         x = batch[0]
         logits, z = self.encode(x)
         out = self.decode_logits(logits.softmax(dim=1), z)
-        return losses.reconstruction_error(out, x, self.loss).mean()
+        loss = losses.reconstruction_error(out, x, self.loss).mean()
+        if self.reconstruct_labeled:  # the labeled minibatch, decoded from its known class
+            _, x_lab, y_lab = batch
+            _, z_lab = self.encode(x_lab)
+            y_onehot = F.one_hot(y_lab, self.n_classes).to(z_lab.dtype)
+            out = self.decode_logits(y_onehot, z_lab)
+            loss = loss + losses.reconstruction_error(out, x_lab, self.loss).mean()
+        return loss
 
     def loss_disc(self, batch):
         x = batch[0]
         with torch.no_grad():
             logits, z = self.encode(x)
         y_prior, z_prior = self._prior(len(x), z)
+        noisy = self.critic_input
         return (
-            losses.adversarial_loss(self.disc_y(y_prior), real=True)
-            + losses.adversarial_loss(self.disc_y(logits.softmax(dim=1)), real=False)
-            + losses.adversarial_loss(self.disc_z(z_prior), real=True)
-            + losses.adversarial_loss(self.disc_z(z), real=False)
+            losses.adversarial_loss(self.disc_y(noisy(y_prior)), real=True)
+            + losses.adversarial_loss(self.disc_y(noisy(logits.softmax(dim=1))), real=False)
+            + losses.adversarial_loss(self.disc_z(noisy(z_prior)), real=True)
+            + losses.adversarial_loss(self.disc_z(noisy(z)), real=False)
         )
 
     def loss_gen(self, batch):
         logits, z = self.encode(batch[0])
+        noisy = self.critic_input
         return (
-            losses.adversarial_loss(self.disc_y(logits.softmax(dim=1)), real=True)
-            + losses.adversarial_loss(self.disc_z(z), real=True)
+            losses.adversarial_loss(self.disc_y(noisy(logits.softmax(dim=1))), real=True)
+            + losses.adversarial_loss(self.disc_z(noisy(z)), real=True)
         )
 
     def loss_sup(self, batch):
@@ -138,6 +161,15 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         Weight of the cross-entropy of the supervised phase. That phase has its own optimizer,
         so with Adam (scale-invariant) the weight changes little; it scales the supervised
         step with ``optimizer="sgd"``.
+    discriminator_noise : float, default=0.3
+        Standard deviation of Gaussian noise added to what both discriminators see during
+        training, prior samples and codes alike ("instance noise"). Without it the categorical
+        discriminator tells exact one-hot vectors from softmax outputs, pushing the classes to
+        saturate early; 0 is the paper's setting.
+    reconstruct_labeled : bool, default=True
+        The reconstruction phase also reconstructs the labeled minibatch from its known class
+        (one-hot) and its style, so the decoder learns what each class code means. False is
+        the paper's reconstruction phase (the unlabeled minibatch only).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -201,13 +233,16 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     With encoder ``(l(x), z(x))``, ``q(y|x) = softmax(l(x))``, decoder ``g``, discriminators
     ``D_y`` and ``D_z`` and ``BCE`` the binary cross-entropy with logits, each minibatch runs:
 
-    1. reconstruction: ``min_{enc, dec} mean l_rec(x, g(q(y|x), z(x)))``;
+    1. reconstruction: ``min_{enc, dec} mean l_rec(x, g(q(y|x), z(x)))``, plus, with
+       ``reconstruct_labeled``, ``mean l_rec(x_lab, g(onehot(y_lab), z(x_lab)))`` on the
+       labeled minibatch;
     2. regularization, discriminators: ``min_D BCE(D_y(y~), 1) + BCE(D_y(q(y|x)), 0) +
        BCE(D_z(z~), 1) + BCE(D_z(z(x)), 0)`` with ``y~`` one-hot uniform, ``z~ ~ N(0, I)``;
     3. regularization, generator: ``min_enc BCE(D_y(q(y|x)), 1) + BCE(D_z(z(x)), 1)``;
     4. supervised: ``min_enc supervised_weight * CE(l(x_lab), y_lab)`` on a labeled minibatch.
 
-    Each phase has its own optimizer, as in the paper.
+    Each phase has its own optimizer, as in the paper. In 2 and 3 the discriminators see
+    their inputs with ``N(0, discriminator_noise^2)`` noise added.
 
     Examples
     --------
@@ -230,13 +265,16 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "loss": [StrOptions({"mse", "bce"})],
         "noise": [Interval(Real, 0, None, closed="left")],
         "supervised_weight": [Interval(Real, 0, None, closed="left")],
+        "discriminator_noise": [Interval(Real, 0, None, closed="left")],
+        "reconstruct_labeled": ["boolean"],
         "classes": ["array-like", None],
     }
     _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
 
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
-                 loss="mse", noise=0.0, supervised_weight=1.0, classes=None, max_epochs=50,
+                 loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
+                 reconstruct_labeled=True, classes=None, max_epochs=50,
                  batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
                  cuda_graphs=True, random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
@@ -247,6 +285,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.loss = loss
         self.noise = noise
         self.supervised_weight = supervised_weight
+        self.discriminator_noise = discriminator_noise
+        self.reconstruct_labeled = reconstruct_labeled
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -294,7 +334,14 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             MLP([d, *disc_hidden, 1], act),
             k, d, loss=self.loss, noise=self.noise,
             supervised_weight=self.supervised_weight,
+            discriminator_noise=self.discriminator_noise,
+            reconstruct_labeled=bool(self.reconstruct_labeled),
         )
+
+    def __setstate__(self, state):
+        # saved before these parameters existed: it was trained as the paper does
+        state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, **state}
+        super().__setstate__(state)
 
     @staticmethod
     def _class_logits(model, x):

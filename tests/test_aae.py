@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import torch
 import pytest
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
@@ -209,3 +210,71 @@ def test_image_input_with_conv_backbone(semi):
     assert clf.inverse_transform(clf.transform(imgs[:4])).shape == (4, 8, 8)
     Xs, _ = clf.sample(2, random_state=0)
     assert Xs.shape == (2, 8, 8)
+
+
+def _model(aae, **settings):
+    """A copy of the fitted AAE's model with some of its training settings changed."""
+    model = pickle.loads(pickle.dumps(aae.net_.module_))
+    for key, value in settings.items():
+        setattr(model, key, value)
+    return model
+
+
+def test_discriminators_see_noisy_codes_in_training_only(aae):
+    assert aae.discriminator_noise == 0.3  # the default
+    model = _model(aae)
+    code = torch.zeros(20000, 3)
+    model.train()
+    noisy = model.critic_input(code)
+    assert noisy.std().item() == pytest.approx(0.3, rel=0.05)
+    assert abs(noisy.mean().item()) < 0.01
+    model.eval()
+    assert torch.equal(model.critic_input(code), code)
+    model = _model(aae, discriminator_noise=0.0).train()
+    assert torch.equal(model.critic_input(code), code)
+
+
+def test_discriminator_losses_use_the_noisy_codes(semi, aae):
+    # the same batch and the same random draws give other losses with other noise
+    X, _, _ = semi
+    x = torch.as_tensor(X[:50], dtype=torch.float32)
+    batch = (x, x[:5], torch.zeros(5, dtype=torch.long))
+    out = {}
+    for noise in (0.0, 0.3):
+        model = _model(aae, discriminator_noise=noise).train()
+        torch.manual_seed(0)
+        out[noise] = (model.loss_disc(batch).item(), model.loss_gen(batch).item())
+    assert out[0.0][0] != pytest.approx(out[0.3][0])
+    assert out[0.0][1] != pytest.approx(out[0.3][1])
+
+
+def test_reconstruction_phase_decodes_labeled_rows_from_their_known_class(semi, aae):
+    X, y, y_semi = semi
+    labeled = np.flatnonzero(y_semi != -1)[:7]
+    x = torch.as_tensor(X[:40], dtype=torch.float32)
+    x_lab = torch.as_tensor(X[labeled], dtype=torch.float32)
+    y_lab = torch.as_tensor(np.searchsorted(aae.classes_, y[labeled]))
+    batch = (x, x_lab, y_lab)
+    model = _model(aae).eval()  # no input noise: the terms can be computed again
+    with torch.no_grad():
+        alone = _model(aae, reconstruct_labeled=False).eval().loss_recon(batch)
+        both = model.loss_recon(batch)
+        _, z_lab = model.encode(x_lab)
+        out = model.decode_logits(torch.eye(len(aae.classes_))[y_lab], z_lab)
+        labeled_term = ((out - x_lab) ** 2).mean()  # loss="mse"
+    assert both.item() == pytest.approx(alone.item() + labeled_term.item(), rel=1e-5)
+    # the labeled term depends on the given classes, not on the predicted ones
+    with torch.no_grad():
+        other = model.loss_recon((x, x_lab, (y_lab + 1) % len(aae.classes_)))
+    assert other.item() != pytest.approx(both.item())
+
+
+def test_model_saved_before_the_noise_and_labeled_reconstruction_loads_as_trained(semi, aae):
+    X, _, _ = semi
+    state = aae.__getstate__()
+    del state["discriminator_noise"], state["reconstruct_labeled"]
+    loaded = AAEClassifier.__new__(AAEClassifier)
+    loaded.__setstate__(state)
+    params = loaded.get_params()
+    assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
+    assert_array_equal(loaded.predict(X[:50]), aae.predict(X[:50]))

@@ -12,16 +12,19 @@ def run_script(name, *args):
     return subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
+PAPER_PHASES = "the paper's phases (discriminator_noise=0, reconstruct_labeled=False)"
+
 
 def test_aae_ablation_writes_one_row_per_variant(tmp_path):
     out = tmp_path / "ablation"
     done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "1",
                       "--labels", "50", "--variants", "default", "supervised phase only",
-                      "lr decaying linearly to 0", "--threads", "1", "--output", out)
+                      "lr decaying linearly to 0", PAPER_PHASES, "--threads", "1",
+                      "--output", out)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.with_suffix(".json").read_text())
     assert [row["variant"] for row in result["rows"]] == [  # in the order of VARIANTS
-        "default", "lr decaying linearly to 0", "supervised phase only"]
+        "default", PAPER_PHASES, "lr decaying linearly to 0", "supervised phase only"]
     for row in result["rows"]:
         assert 0.0 <= row["test_error"] <= 100.0
         assert 0.0 <= row["class_share_min"] <= 10.0 <= row["class_share_max"] <= 100.0
