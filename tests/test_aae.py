@@ -255,7 +255,8 @@ def test_reconstruction_phase_decodes_labeled_rows_from_their_known_class(semi, 
     x_lab = torch.as_tensor(X[labeled], dtype=torch.float32)
     y_lab = torch.as_tensor(np.searchsorted(aae.classes_, y[labeled]))
     batch = (x, x_lab, y_lab)
-    model = _model(aae).eval()  # no input noise: the terms can be computed again
+    assert aae.reconstruct_labeled is False  # the default: the paper's reconstruction phase
+    model = _model(aae, reconstruct_labeled=True).eval()  # no input noise: terms computed again
     with torch.no_grad():
         alone = _model(aae, reconstruct_labeled=False).eval().loss_recon(batch)
         both = model.loss_recon(batch)
