@@ -79,8 +79,8 @@ class AAEModel(PhasedModel):
         """``code`` as the discriminators see it in training: with ``N(0, s^2)`` noise added.
 
         The noise (``s = discriminator_noise``) blurs the difference between one-hot prior
-        samples and nearly one-hot softmax outputs, so the categorical discriminator keeps
-        giving the encoder a gradient instead of demanding saturated, exactly one-hot classes.
+        samples and nearly one-hot softmax outputs, which the categorical discriminator could
+        otherwise tell apart however confident the encoder becomes.
         """
         if self.training and self.discriminator_noise:
             code = code + self.discriminator_noise * torch.randn_like(code)
@@ -164,8 +164,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     discriminator_noise : float, default=0.3
         Standard deviation of Gaussian noise added to what both discriminators see during
         training, prior samples and codes alike ("instance noise"). Without it the categorical
-        discriminator tells exact one-hot vectors from softmax outputs, pushing the classes to
-        saturate early; 0 is the paper's setting.
+        discriminator can tell exact one-hot vectors from any softmax output; with it the
+        classes of MNIST came out balanced and the error with 100 labels fell by half (see the
+        AAEClassifier page of the documentation). 0 is the paper's setting.
     reconstruct_labeled : bool, default=False
         The reconstruction phase also reconstructs the labeled minibatch from its known class
         (one-hot) and its style, so the decoder learns what each class code means. False is
