@@ -171,7 +171,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                     curve = [(e["epoch"], e["test_error"]) for e in model.net_.history
                              if "test_error" in e]
             predicted = model.predict(X_test)
-            error = 100.0 * float(np.mean(predicted != y_test))
+            error = _test_error(y_test, predicted)
             published = PUBLISHED.get((name, n_labeled)) if dataset == "mnist" else None
             row = {
                 "model": name, "dataset": dataset, "n_labeled": n_labeled, "seed": seed,
@@ -204,8 +204,9 @@ def top_confusions(y_true, y_pred, n=3):
     return [(true, pred, count) for (true, pred), count in counts.most_common(n)]
 
 
-def _test_error(model, X_test, y_test):
-    return 100.0 * float(np.mean(model.predict(X_test) != y_test))
+def _test_error(y_test, predicted):
+    """Test error (%) of the predictions ``predicted``."""
+    return 100.0 * float(np.mean(predicted != y_test))
 
 
 def _fit_in_chunks(model, X, y, X_test, y_test, chunk, path):
@@ -233,7 +234,7 @@ def _fit_in_chunks(model, X, y, X_test, y_test, chunk, path):
         model.set_params(max_epochs=epochs).fit(X, y)
         state["seconds"] += time.perf_counter() - start
         state["epochs"] += epochs
-        state["curve"].append((state["epochs"], _test_error(model, X_test, y_test)))
+        state["curve"].append((state["epochs"], _test_error(y_test, model.predict(X_test))))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         joblib.dump(state, partial)

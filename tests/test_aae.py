@@ -3,8 +3,8 @@
 import pickle
 
 import numpy as np
-import torch
 import pytest
+import torch
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
