@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from . import losses
 from ._training import PhasedModel
 from .base import CodeTransformerMixin, NetEstimator, SemiSupervisedClassifierMixin
-from .modules import MLP, build_decoder, build_encoder
+from .modules import MLP, ParameterAverage, build_decoder, build_encoder
 
 __all__ = ["AAEClassifier"]
 
@@ -23,14 +23,15 @@ class AAEModel(PhasedModel):
 
     Phases, in the order the paper runs them on every minibatch: ``recon`` (encoder +
     decoder), ``disc`` (both discriminators), ``gen`` (encoder fools both), ``sup`` (encoder's
-    ``q(y|x)`` on the labeled minibatch).
+    ``q(y|x)`` on the labeled minibatch). With ``ema_decay > 0``, after every step
+    ``average`` takes in the encoder's weights, and in eval mode the averaged encoder encodes.
     """
 
     phases = ("recon", "disc", "gen", "sup")
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
-                 reconstruct_labeled=False):
+                 reconstruct_labeled=False, ema_decay=0.0):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -43,6 +44,13 @@ class AAEModel(PhasedModel):
         self.supervised_weight = supervised_weight
         self.discriminator_noise = discriminator_noise
         self.reconstruct_labeled = reconstruct_labeled
+        self.ema_decay = ema_decay
+        # the encoder's averaged weights, for predictions and codes (see ``encode``)
+        self.average = ParameterAverage(encoder)
+
+    def end_step(self):
+        if self.ema_decay > 0:
+            self.average.update(self.encoder, self.ema_decay)
 
     def phase_parameters(self, phase):
         if phase == "recon":
@@ -56,10 +64,20 @@ class AAEModel(PhasedModel):
 
     # --- the maps ---------------------------------------------------------------------------
     def encode(self, x):
-        """``(class logits, style z)``; noise on the input in training mode only."""
-        if self.training and self.noise:
-            x = x + self.noise * torch.randn_like(x)
-        out = self.encoder(x)
+        """``(class logits, style z)``.
+
+        In training mode: the encoder being trained, with ``noise`` on the input. In eval
+        mode: the averaged encoder when ``ema_decay > 0`` (and it has averaged a step), else
+        the encoder being trained.
+        """
+        if self.training:
+            if self.noise:
+                x = x + self.noise * torch.randn_like(x)
+            out = self.encoder(x)
+        elif self.ema_decay > 0 and self.average.steps():
+            out = self.average.module(x)
+        else:
+            out = self.encoder(x)
         return out[:, : self.n_classes], out[:, self.n_classes:]
 
     def decode_logits(self, y_soft, z):
@@ -172,6 +190,13 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         (one-hot) and its style, so the decoder learns what each class code means. False is
         the paper's reconstruction phase (the unlabeled minibatch only); on MNIST with 100
         labels True did not help.
+    ema_decay : float in [0, 1), default=0.9999
+        Predictions and codes (``predict``, ``transform``...) use an exponential moving
+        average of the encoder's weights over the training steps (Polyak averaging, as
+        :class:`GANClassifier` does for its discriminator), which smooths the step-to-step
+        jitter of adversarial training. The average spans about the last tenth of the steps
+        early in training, and at most about ``1 / (1 - ema_decay)`` steps. 0 uses the last
+        weights, as the paper does.
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -244,7 +269,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     4. supervised: ``min_enc supervised_weight * CE(l(x_lab), y_lab)`` on a labeled minibatch.
 
     Each phase has its own optimizer, as in the paper. In 2 and 3 the discriminators see
-    their inputs with ``N(0, discriminator_noise^2)`` noise added.
+    their inputs with ``N(0, discriminator_noise^2)`` noise added. After each minibatch, a
+    running average of the encoder's weights takes in the new ones (``ema_decay``); the
+    fitted estimator predicts and encodes with that average.
 
     Examples
     --------
@@ -269,6 +296,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "supervised_weight": [Interval(Real, 0, None, closed="left")],
         "discriminator_noise": [Interval(Real, 0, None, closed="left")],
         "reconstruct_labeled": ["boolean"],
+        "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "classes": ["array-like", None],
     }
     _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
@@ -276,7 +304,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
-                 reconstruct_labeled=False, classes=None, max_epochs=50,
+                 reconstruct_labeled=False, ema_decay=0.9999, classes=None, max_epochs=50,
                  batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
                  cuda_graphs=True, random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
@@ -289,6 +317,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.supervised_weight = supervised_weight
         self.discriminator_noise = discriminator_noise
         self.reconstruct_labeled = reconstruct_labeled
+        self.ema_decay = ema_decay
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -337,12 +366,22 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             k, d, loss=self.loss, noise=self.noise,
             supervised_weight=self.supervised_weight,
             discriminator_noise=self.discriminator_noise,
-            reconstruct_labeled=bool(self.reconstruct_labeled),
+            reconstruct_labeled=bool(self.reconstruct_labeled), ema_decay=self.ema_decay,
         )
 
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained as the paper does
-        state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, **state}
+        state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, "ema_decay": 0.0,
+                 **state}
+        net_state = state.get("_net_state")
+        if net_state is not None and "average.n_averaged" not in net_state["weights"]:
+            # and before the encoder's average: an empty one (predictions use the encoder)
+            weights = dict(net_state["weights"])
+            weights.update({f"average.module.{name[len('encoder.'):]}": value
+                            for name, value in net_state["weights"].items()
+                            if name.startswith("encoder.")})
+            weights["average.n_averaged"] = np.zeros((), dtype=np.int64)
+            state["_net_state"] = {**net_state, "weights": weights}
         super().__setstate__(state)
 
     @staticmethod

@@ -270,12 +270,66 @@ def test_reconstruction_phase_decodes_labeled_rows_from_their_known_class(semi, 
     assert other.item() != pytest.approx(both.item())
 
 
-def test_model_saved_before_the_noise_and_labeled_reconstruction_loads_as_trained(semi, aae):
-    X, _, _ = semi
-    state = aae.__getstate__()
-    del state["discriminator_noise"], state["reconstruct_labeled"]
+def test_model_saved_before_the_noise_labeled_reconstruction_and_average_loads_as_trained(
+        semi):
+    X, _, y_semi = semi
+    # such a model predicted with its last weights: so does a fit with ema_decay=0
+    last = AAEClassifier(6, hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,),
+                         max_epochs=2, ema_decay=0.0, random_state=0).fit(X, y_semi)
+    state = last.__getstate__()
+    del state["discriminator_noise"], state["reconstruct_labeled"], state["ema_decay"]
+    weights = state["_net_state"]["weights"]
+    state["_net_state"]["weights"] = {k: v for k, v in weights.items()
+                                      if not k.startswith("average.")}
     loaded = AAEClassifier.__new__(AAEClassifier)
     loaded.__setstate__(state)
     params = loaded.get_params()
     assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
-    assert_array_equal(loaded.predict(X[:50]), aae.predict(X[:50]))
+    assert params["ema_decay"] == 0.0
+    assert_array_equal(loaded.predict_proba(X[:50]), last.predict_proba(X[:50]))
+    assert_array_equal(loaded.transform(X[:50]), last.transform(X[:50]))
+
+
+def test_predictions_and_codes_use_the_averaged_encoder(semi, aae):
+    X, _, y_semi = semi
+    assert aae.ema_decay == 0.9999  # the default
+    model = aae.net_.module_
+    steps = aae.n_iter_ * int(np.ceil(len(X) / aae.batch_size))
+    assert model.average.steps() == steps
+    x = torch.as_tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        averaged = model.average.module(x)
+        live = model.encoder(x)
+    k = len(aae.classes_)
+    np.testing.assert_allclose(aae.predict_proba(X), averaged[:, :k].softmax(1).numpy(),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(aae.transform(X), averaged[:, k:].numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert not torch.allclose(averaged, live)
+    # training encodes with the encoder being trained
+    model.train()
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(model.encode(x)[1], live[:, k:])
+    finally:
+        model.eval()
+    # ema_decay=0: the last weights
+    last = clone(aae).set_params(ema_decay=0.0, max_epochs=2).fit(X, y_semi)
+    with torch.no_grad():
+        live = last.net_.module_.encoder(x)
+    np.testing.assert_allclose(last.predict_proba(X), live[:, :k].softmax(1).numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert last.net_.module_.average.steps() == 0
+
+
+def test_warm_start_goes_on_averaging(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(**TINY, warm_start=True).fit(X, y_semi)
+    steps = int(np.ceil(len(X) / clf.batch_size))
+    assert clf.net_.module_.average.steps() == steps
+    clf.fit(X, y_semi)
+    assert clf.net_.module_.average.steps() == 2 * steps
+    # switched on after a fit without it: the average starts then
+    clf = AAEClassifier(**TINY, warm_start=True, ema_decay=0.0).fit(X, y_semi)
+    clf.set_params(ema_decay=0.99).fit(X, y_semi)
+    assert clf.net_.module_.average.steps() == steps
