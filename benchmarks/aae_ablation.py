@@ -47,6 +47,7 @@ VARIANTS = [
     ("default", {}, None, None),
     ("discriminator_noise=0", {"discriminator_noise": 0.0}, None, None),
     ("reconstruct_labeled=True", {"reconstruct_labeled": True}, None, None),
+    ("ema_decay=0", {"ema_decay": 0.0}, None, None),
     ("the paper's phases (discriminator_noise=0, reconstruct_labeled=False)",
      {"discriminator_noise": 0.0, "reconstruct_labeled": False}, None, None),
     ("noise=0.3", {"noise": 0.3}, None, None),
