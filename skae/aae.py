@@ -23,7 +23,9 @@ class AAEModel(PhasedModel):
 
     Phases, in the order the paper runs them on every minibatch: ``recon`` (encoder +
     decoder), ``disc`` (both discriminators), ``gen`` (encoder fools both), ``sup`` (encoder's
-    ``q(y|x)`` on the labeled minibatch). With ``ema_decay > 0``, after every step
+    ``q(y|x)`` on the labeled minibatch; with ``vat_weight > 0`` also its virtual adversarial
+    loss on the minibatch of all rows, with perturbations of ``vat_epsilon`` times that
+    minibatch's root-mean-square row norm). With ``ema_decay > 0``, after every step
     ``average`` takes in the encoder's weights, and in eval mode the averaged encoder encodes.
     """
 
@@ -31,7 +33,7 @@ class AAEModel(PhasedModel):
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
-                 reconstruct_labeled=False, ema_decay=0.0):
+                 reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.2):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -45,6 +47,8 @@ class AAEModel(PhasedModel):
         self.discriminator_noise = discriminator_noise
         self.reconstruct_labeled = reconstruct_labeled
         self.ema_decay = ema_decay
+        self.vat_weight = vat_weight
+        self.vat_epsilon = vat_epsilon
         # the encoder's averaged weights, for predictions and codes (see ``encode``)
         self.average = ParameterAverage(encoder)
 
@@ -144,8 +148,13 @@ class AAEModel(PhasedModel):
         )
 
     def loss_sup(self, batch):
-        _, x_lab, y_lab = batch
-        return self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
+        x, x_lab, y_lab = batch
+        loss = self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
+        if self.vat_weight:  # smoothness of q(y|x) around the rows of the (unlabeled) minibatch
+            scale = x.detach().flatten(1).square().sum(dim=1).mean().sqrt()
+            loss = loss + self.vat_weight * losses.virtual_adversarial_loss(
+                self.class_logits, x, self.vat_epsilon * scale)
+        return loss
 
 
 class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEstimator):
@@ -198,6 +207,18 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         early in training, and at most about ``1 / (1 - ema_decay)`` steps. On MNIST after
         20 epochs it lowered the test error from 6.57 % to 5.85 % with 100 labels and from
         6.14 % to 4.60 % with 1000 (seed 0). 0 uses the last weights, as the paper does.
+    vat_weight : float, default=1.0
+        Weight of the virtual adversarial loss (Miyato et al., 2018) added to the supervised
+        phase: on the minibatch of all rows, the KL divergence between ``q(y|x)`` and
+        ``q(y|x + r)`` for the small perturbation ``r`` that changes it most. It needs no label,
+        so the unlabeled rows teach the classifier to keep its prediction near each row and to
+        draw class boundaries through empty regions. On MNIST with 100 labels it lowered the
+        test error after 5 epochs from 9.88 % to 6.44 % (seed 0). 0 is the paper's supervised
+        phase; the loss costs about a quarter more time per epoch.
+    vat_epsilon : float, default=0.2
+        L2 norm of the perturbation ``r`` of one row, as a fraction of the root-mean-square L2
+        norm of the minibatch's rows (so it does not depend on the scale of the features; on
+        MNIST pixels in [0, 1], 0.2 is an L2 norm of about 1.9).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -269,7 +290,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     2. regularization, discriminators: ``min_D BCE(D_y(y~), 1) + BCE(D_y(q(y|x)), 0) +
        BCE(D_z(z~), 1) + BCE(D_z(z(x)), 0)`` with ``y~`` one-hot uniform, ``z~ ~ N(0, I)``;
     3. regularization, generator: ``min_enc BCE(D_y(q(y|x)), 1) + BCE(D_z(z(x)), 1)``;
-    4. supervised: ``min_enc supervised_weight * CE(l(x_lab), y_lab)`` on a labeled minibatch.
+    4. supervised: ``min_enc supervised_weight * CE(l(x_lab), y_lab) + vat_weight *
+       KL(q(y|x) || q(y|x + r_adv))`` on a labeled minibatch and the minibatch of all rows,
+       ``q(y|x)`` held fixed, ``r_adv`` of norm ``vat_epsilon`` times the root-mean-square row
+       norm, found by one power iteration (Miyato et al., 2018).
 
     Each phase has its own optimizer, as in the paper. In 2 and 3 the discriminators see
     their inputs with ``N(0, discriminator_noise^2)`` noise added. After each minibatch, a
@@ -300,6 +324,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "discriminator_noise": [Interval(Real, 0, None, closed="left")],
         "reconstruct_labeled": ["boolean"],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
+        "vat_weight": [Interval(Real, 0, None, closed="left")],
+        "vat_epsilon": [Interval(Real, 0, None, closed="neither")],
         "classes": ["array-like", None],
     }
     _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
@@ -307,9 +333,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
-                 reconstruct_labeled=False, ema_decay=0.9999, classes=None, max_epochs=50,
-                 batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
-                 cuda_graphs=True, random_state=None, verbose=0, callbacks=None, warm_start=False):
+                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=0.2,
+                 classes=None, max_epochs=50, batch_size=100, lr=1e-3, optimizer="adam",
+                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
+                 callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
@@ -321,6 +348,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.discriminator_noise = discriminator_noise
         self.reconstruct_labeled = reconstruct_labeled
         self.ema_decay = ema_decay
+        self.vat_weight = vat_weight
+        self.vat_epsilon = vat_epsilon
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -370,12 +399,13 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             supervised_weight=self.supervised_weight,
             discriminator_noise=self.discriminator_noise,
             reconstruct_labeled=bool(self.reconstruct_labeled), ema_decay=self.ema_decay,
+            vat_weight=self.vat_weight, vat_epsilon=self.vat_epsilon,
         )
 
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained as the paper does
         state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, "ema_decay": 0.0,
-                 **state}
+                 "vat_weight": 0.0, "vat_epsilon": 0.2, **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:
             # and before the encoder's average: an empty one (predictions use the encoder)

@@ -15,6 +15,7 @@ __all__ = [
     "masked_cross_entropy",
     "improved_gan_losses",
     "feature_matching",
+    "virtual_adversarial_loss",
 ]
 
 
@@ -102,3 +103,45 @@ def improved_gan_losses(logits_lab, y_lab, logits_unl, logits_fake):
 def feature_matching(features_real, features_fake):
     """Feature-matching generator loss: ``|| mean f(x) - mean f(G(z)) ||^2`` (mean over units)."""
     return (features_real.mean(dim=0) - features_fake.mean(dim=0)).square().mean()
+
+
+def _unit_rows(d):
+    """``d`` with each row (all but the first dimension) scaled to unit L2 norm."""
+    norm = d.flatten(1).norm(dim=1).clamp(min=1e-12)
+    return d / norm.view(-1, *[1] * (d.dim() - 1))
+
+
+def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
+    """Virtual adversarial loss of Miyato et al. (2018), one power iteration.
+
+    ``KL(p(y|x) || p(y|x + r))`` averaged over the rows, where ``p(y|x) = softmax(forward(x))``
+    is held fixed (no gradient) and ``r`` is the perturbation of L2 norm ``epsilon`` (per row)
+    that changes ``p(y|x)`` most, to first order: the normalized gradient of
+    ``KL(p(y|x) || p(y|x + xi d))`` with respect to ``d``, for a random unit ``d``. It needs no
+    label, so it smooths the classifier around unlabeled rows.
+
+    Parameters
+    ----------
+    forward : callable
+        Maps a batch shaped like ``x`` to class logits of shape (n, n_classes).
+    x : Tensor of shape (n, ...)
+        Inputs.
+    epsilon : float or Tensor of shape (n,)
+        L2 norm of each row's perturbation.
+    xi : float, default=1e-6
+        Size of the probe perturbation of the power iteration.
+
+    Returns
+    -------
+    Scalar Tensor, differentiable with respect to the parameters of ``forward``.
+    """
+    with torch.no_grad():
+        log_p = forward(x).log_softmax(dim=1)
+    d = (xi * _unit_rows(torch.randn_like(x))).requires_grad_()
+    probe = F.kl_div(forward(x + d).log_softmax(dim=1), log_p, log_target=True,
+                     reduction="batchmean")
+    (grad,) = torch.autograd.grad(probe, d)
+    eps = torch.as_tensor(epsilon, dtype=x.dtype, device=x.device)
+    r = _unit_rows(grad) * eps.reshape(-1, *[1] * (x.dim() - 1))
+    return F.kl_div(forward(x + r).log_softmax(dim=1), log_p, log_target=True,
+                    reduction="batchmean")
