@@ -9,7 +9,7 @@ from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from skae import AAEClassifier
+from skae import AAEClassifier, losses
 
 TINY = {"hidden_layer_sizes": (16,), "discriminator_hidden_sizes": (8,), "max_epochs": 1,
         "random_state": 0}
@@ -270,14 +270,42 @@ def test_reconstruction_phase_decodes_labeled_rows_from_their_known_class(semi, 
     assert other.item() != pytest.approx(both.item())
 
 
-def test_model_saved_before_the_noise_labeled_reconstruction_and_average_loads_as_trained(
-        semi):
+def test_supervised_phase_adds_the_virtual_adversarial_loss_of_all_rows(semi, aae):
+    X, y, y_semi = semi
+    assert (aae.vat_weight, aae.vat_epsilon) == (1.0, 0.2)  # the defaults
+    labeled = np.flatnonzero(y_semi != -1)[:7]
+    x = torch.as_tensor(X[:40], dtype=torch.float32)
+    x_lab = torch.as_tensor(X[labeled], dtype=torch.float32)
+    y_lab = torch.as_tensor(np.searchsorted(aae.classes_, y[labeled]))
+    model = _model(aae, vat_weight=0.0).train()
+    ce = torch.nn.functional.cross_entropy(model.class_logits(x_lab), y_lab)
+    assert model.loss_sup((x, x_lab, y_lab)).item() == pytest.approx(ce.item())
+    model = _model(aae, vat_weight=2.0, vat_epsilon=0.5).train()
+    rms = np.sqrt((X[:40] ** 2).sum(axis=1).mean())  # the perturbation scales with the rows
+    torch.manual_seed(0)
+    with_vat = model.loss_sup((x, x_lab, y_lab))
+    torch.manual_seed(0)
+    vat = losses.virtual_adversarial_loss(model.class_logits, x, 0.5 * float(rms))
+    assert vat.item() > 0
+    assert with_vat.item() == pytest.approx(ce.item() + 2.0 * vat.item(), rel=1e-5)
+    # only the unlabeled rows' smoothness: the labels do not enter that term
+    torch.manual_seed(0)
+    other = model.loss_sup((x, x_lab, (y_lab + 1) % len(aae.classes_)))
+    other_ce = torch.nn.functional.cross_entropy(model.class_logits(x_lab),
+                                                 (y_lab + 1) % len(aae.classes_))
+    assert other.item() - other_ce.item() == pytest.approx(2.0 * vat.item(), rel=1e-4)
+
+
+def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     X, _, y_semi = semi
     # such a model predicted with its last weights: so does a fit with ema_decay=0
     last = AAEClassifier(6, hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,),
-                         max_epochs=2, ema_decay=0.0, random_state=0).fit(X, y_semi)
+                         max_epochs=2, ema_decay=0.0, vat_weight=0.0,
+                         random_state=0).fit(X, y_semi)
     state = last.__getstate__()
-    del state["discriminator_noise"], state["reconstruct_labeled"], state["ema_decay"]
+    for name in ("discriminator_noise", "reconstruct_labeled", "ema_decay", "vat_weight",
+                 "vat_epsilon"):
+        del state[name]
     weights = state["_net_state"]["weights"]
     state["_net_state"]["weights"] = {k: v for k, v in weights.items()
                                       if not k.startswith("average.")}
@@ -285,7 +313,7 @@ def test_model_saved_before_the_noise_labeled_reconstruction_and_average_loads_a
     loaded.__setstate__(state)
     params = loaded.get_params()
     assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
-    assert params["ema_decay"] == 0.0
+    assert params["ema_decay"] == 0.0 and params["vat_weight"] == 0.0
     assert_array_equal(loaded.predict_proba(X[:50]), last.predict_proba(X[:50]))
     assert_array_equal(loaded.transform(X[:50]), last.transform(X[:50]))
 

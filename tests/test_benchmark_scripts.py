@@ -12,7 +12,7 @@ def run_script(name, *args):
     return subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
-PAPER_PHASES = "the paper's phases (discriminator_noise=0, reconstruct_labeled=False)"
+PAPER_PHASES = "the paper's phases (discriminator_noise=0, vat_weight=0, ema_decay=0)"
 
 
 def test_aae_ablation_writes_one_row_per_variant(tmp_path):

@@ -143,3 +143,57 @@ def test_feature_matching_is_mean_squared_difference_of_means(gen):
     real, fake = _randn(gen, 10, 5), _randn(gen, 12, 5)
     expected = ((real.mean(dim=0) - fake.mean(dim=0)) ** 2).mean()
     assert_close(losses.feature_matching(real, fake), expected)
+
+
+# --- virtual_adversarial_loss ----------------------------------------------------------------
+def _kl(logits_p, logits_q):
+    p = logits_p.softmax(dim=1)
+    return (p * (logits_p.log_softmax(dim=1) - logits_q.log_softmax(dim=1))).sum(dim=1)
+
+
+def test_virtual_adversarial_loss_is_zero_for_a_classifier_that_ignores_x(gen):
+    logits = _randn(gen, 1, 3)
+    x = _randn(gen, 5, 4)
+    loss = losses.virtual_adversarial_loss(lambda v: logits.expand(len(v), 3) + 0 * v[:, :1],
+                                           x, epsilon=1.0)
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_virtual_adversarial_loss_perturbs_along_the_only_direction_that_matters(gen):
+    # logits depend on feature 0 only: the worst perturbation of norm eps is +-eps along it
+    weight = torch.tensor([[2.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]], dtype=torch.float64,
+                          requires_grad=True)
+    x = _randn(gen, 1, 4)
+    eps = 0.7
+
+    def forward(v):
+        return v @ weight.T
+
+    loss = losses.virtual_adversarial_loss(forward, x, epsilon=eps)
+    with torch.no_grad():
+        shift = torch.tensor([[eps, 0.0, 0.0, 0.0]], dtype=torch.float64)
+        candidates = [_kl(forward(x), forward(x + s)).item() for s in (shift, -shift)]
+        other = torch.tensor([[0.0, eps, 0.0, 0.0]], dtype=torch.float64)
+        assert _kl(forward(x), forward(x + other)).item() == 0.0
+    assert min(abs(loss.item() - c) for c in candidates) < 1e-6 * max(candidates)
+    loss.backward()  # the loss trains the classifier; p(y|x) itself is held fixed
+    assert weight.grad is not None and weight.grad[:, 0].abs().sum() > 0
+
+
+def test_virtual_adversarial_loss_takes_one_epsilon_per_row_and_image_batches(gen):
+    conv = torch.nn.Conv2d(1, 3, 3).double()
+
+    def forward(v):
+        return conv(v).mean(dim=(2, 3))
+
+    x = _randn(gen, 4, 1, 6, 6)
+
+    def loss(*eps):
+        torch.manual_seed(0)  # the same probe directions
+        return losses.virtual_adversarial_loss(forward, x, torch.tensor(eps).double()).item()
+
+    # a row with eps = 0 is not perturbed and adds 0 to the mean over the rows
+    first, last, every = loss(1.0, 1.0, 0.0, 0.0), loss(0.0, 0.0, 1.0, 1.0), loss(1, 1, 1, 1)
+    assert first > 0 and last > 0
+    assert first + last == pytest.approx(every, rel=1e-9)
+    assert loss(0.0, 0.0, 0.0, 0.0) == pytest.approx(0.0, abs=1e-15)
