@@ -33,7 +33,7 @@ class AAEModel(PhasedModel):
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
-                 reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.2):
+                 reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.4):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -213,12 +213,14 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         ``q(y|x + r)`` for the small perturbation ``r`` that changes it most. It needs no label,
         so the unlabeled rows teach the classifier to keep its prediction near each row and to
         draw class boundaries through empty regions. On MNIST with 100 labels it lowered the
-        test error after 5 epochs from 9.88 % to 6.44 % (seed 0). 0 is the paper's supervised
-        phase; the loss costs about a quarter more time per epoch.
-    vat_epsilon : float, default=0.2
+        test error after 10 epochs from 8.16 % to 3.81 % on average over four draws of the
+        labels (see the AAEClassifier page of the documentation). 0 is the paper's supervised
+        phase; the loss costs about a fifth more time per epoch.
+    vat_epsilon : float, default=0.4
         L2 norm of the perturbation ``r`` of one row, as a fraction of the root-mean-square L2
         norm of the minibatch's rows (so it does not depend on the scale of the features; on
-        MNIST pixels in [0, 1], 0.2 is an L2 norm of about 1.9).
+        MNIST pixels in [0, 1], 0.4 is an L2 norm of about 3.7). On MNIST with 100 labels, 0.2
+        left two of four draws with their 4s and 9s split across each other, 0.4 none.
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -333,7 +335,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
-                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=0.2,
+                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=0.4,
                  classes=None, max_epochs=50, batch_size=100, lr=1e-3, optimizer="adam",
                  weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
                  callbacks=None, warm_start=False):
@@ -405,7 +407,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained as the paper does
         state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, "ema_decay": 0.0,
-                 "vat_weight": 0.0, "vat_epsilon": 0.2, **state}
+                 "vat_weight": 0.0, "vat_epsilon": 0.4, **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:
             # and before the encoder's average: an empty one (predictions use the encoder)
