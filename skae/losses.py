@@ -105,12 +105,6 @@ def feature_matching(features_real, features_fake):
     return (features_real.mean(dim=0) - features_fake.mean(dim=0)).square().mean()
 
 
-def _unit_rows(d):
-    """``d`` with each row (all but the first dimension) scaled to unit L2 norm."""
-    norm = d.flatten(1).norm(dim=1).clamp(min=1e-12)
-    return d / norm.view(-1, *[1] * (d.dim() - 1))
-
-
 def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
     """Virtual adversarial loss of Miyato et al. (2018), one power iteration.
 
@@ -135,13 +129,16 @@ def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
     -------
     Scalar Tensor, differentiable with respect to the parameters of ``forward``.
     """
+    def unit_rows(t):  # each row (all but the first dimension) scaled to L2 norm 1, flat
+        return F.normalize(t.flatten(1), dim=1, eps=1e-12)
+
     with torch.no_grad():
         log_p = forward(x).log_softmax(dim=1)
-    d = (xi * _unit_rows(torch.randn_like(x))).requires_grad_()
+    d = (xi * unit_rows(torch.randn_like(x))).view_as(x).requires_grad_()
     probe = F.kl_div(forward(x + d).log_softmax(dim=1), log_p, log_target=True,
                      reduction="batchmean")
     (grad,) = torch.autograd.grad(probe, d)
     eps = torch.as_tensor(epsilon, dtype=x.dtype, device=x.device)
-    r = _unit_rows(grad) * eps.reshape(-1, *[1] * (x.dim() - 1))
+    r = (unit_rows(grad) * eps.reshape(-1, 1)).view_as(x)
     return F.kl_div(forward(x + r).log_softmax(dim=1), log_p, log_target=True,
                     reduction="batchmean")
