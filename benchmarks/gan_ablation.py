@@ -62,8 +62,6 @@ VARIANTS = [
      None),
     ("Adam eps=1e-4", {"optimizer": AdamEps4}, None),
     ("lr decaying linearly to 0 over the second half", {}, _decay_over_the_second_half),
-    ("vat_weight=1", {"vat_weight": 1.0}, None),
-    ("vat_weight=1, vat_epsilon=0.2", {"vat_weight": 1.0, "vat_epsilon": 0.2}, None),
 ]
 
 COLUMNS = [

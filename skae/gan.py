@@ -18,7 +18,6 @@ from ._training import PhasedModel
 from .base import NetEstimator, SemiSupervisedClassifierMixin, _check_hidden
 from .modules import (
     ACTIVATIONS, GaussianNoise, ParameterAverage, WeightNormLinear, _image_dims, _padded,
-    noise_off,
 )
 
 __all__ = ["GANClassifier"]
@@ -108,16 +107,13 @@ class GANModel(PhasedModel):
 
     ``D``'s real/fake logit is the logsumexp of its K class logits (:meth:`real_logit`).
     Every step generates ``n_fake`` rows (a fixed number, at least 2, so that the generator's
-    batch normalization never sees a single row). With ``vat_weight > 0`` the discriminator's
-    loss adds the virtual adversarial loss of its noise-free class logits on the minibatch of
-    all rows, with perturbations of ``vat_epsilon`` times that minibatch's RMS row norm.
+    batch normalization never sees a single row).
     """
 
     phases = ("disc", "gen")
 
     def __init__(self, features, head, generator, n_components, *, n_fake,
-                 unsupervised_weight=1.0, ema_decay=0.0, data_init=False, vat_weight=0.0,
-                 vat_epsilon=0.4):
+                 unsupervised_weight=1.0, ema_decay=0.0, data_init=False):
         super().__init__()
         self.features = features
         self.head = head
@@ -127,8 +123,6 @@ class GANModel(PhasedModel):
         self.unsupervised_weight = unsupervised_weight
         self.ema_decay = ema_decay
         self.data_init = data_init
-        self.vat_weight = vat_weight
-        self.vat_epsilon = vat_epsilon
         # the discriminator's averaged weights, for predictions (see ``class_logits``)
         self.average = ParameterAverage(nn.ModuleDict({"features": features, "head": head}))
         self.register_buffer("data_initialized", torch.tensor(False))
@@ -176,12 +170,6 @@ class GANModel(PhasedModel):
             return averaged["head"](averaged["features"](x))
         return self.discriminate(x)
 
-    def clean_logits(self, x):
-        """:meth:`discriminate` without its Gaussian noise (what the virtual adversarial loss
-        smooths: the noise would drown its probe of the logits' sensitivity)."""
-        with noise_off(self):
-            return self.discriminate(x)
-
     def real_logit(self, x):
         """``log Z(x)`` with ``Z(x) = sum_k exp(l_k(x))``: ``D(x) = sigmoid(log Z(x))``."""
         return torch.logsumexp(self.discriminate(x), dim=1)
@@ -205,11 +193,7 @@ class GANModel(PhasedModel):
         logits_lab, logits_unl, logits_fake = logits.split([len(x_lab), len(x), len(fake)])
         loss_sup, loss_unsup = losses.improved_gan_losses(
             logits_lab, y_lab, logits_unl, logits_fake)
-        loss = loss_sup + self.unsupervised_weight * loss_unsup
-        if self.vat_weight:
-            loss = loss + self.vat_weight * losses.virtual_adversarial_loss(
-                self.clean_logits, x, self.vat_epsilon * losses.rms_row_norm(x))
-        return loss
+        return loss_sup + self.unsupervised_weight * loss_unsup
 
     def loss_gen(self, batch):
         x = batch[0]
@@ -272,16 +256,6 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         and unit variance; Salimans & Kingma, 2016) and keep the hidden layers' scales fixed
         from then on, as the authors' code does. Off by default: on MNIST with 100 labels it
         converged more slowly over the first 40 epochs (see the benchmarks).
-    vat_weight : float, default=0.0
-        Weight of the virtual adversarial loss (Miyato et al., 2018) added to the
-        discriminator's loss: on the minibatch of all rows, ``KL(p(y|x) || p(y|x + r_adv))``
-        with ``r_adv`` the perturbation of norm ``vat_epsilon`` (relative) that changes the
-        class probabilities most, taken on the discriminator without its noise. It smooths the
-        classifier around unlabeled rows. It costs about two more passes of the discriminator
-        over the minibatch. 0 trains as the paper does.
-    vat_epsilon : float, default=0.4
-        Norm of the virtual adversarial perturbation, relative to the root-mean-square norm
-        of the minibatch's rows (0.4 is about 3.7 in pixel units of MNIST scaled to [0, 1]).
     classes : array-like, default=None
         All class labels. None means the labels present in ``y`` (other than -1).
     max_epochs : int, default=100
@@ -349,7 +323,6 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     ``L_unsup = mean[softplus(lse(l(x_u))) - lse(l(x_u))] + mean[softplus(lse(l(G(z))))]``
     ``= -mean log D(x_u) - mean log(1 - D(G(z)))``,
 
-    plus, when ``vat_weight > 0``, ``vat_weight * VAT(x_u)`` (see ``vat_weight``);
     then, for the generator, feature matching on the discriminator's last hidden layer ``f``:
 
     ``L_G = mean_j (mean_u f_j(x_u) - mean_z f_j(G(z)))^2``.
@@ -395,8 +368,6 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         "unsupervised_weight": [Interval(Real, 0, None, closed="left")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "data_init": ["boolean"],
-        "vat_weight": [Interval(Real, 0, None, closed="left")],
-        "vat_epsilon": [Interval(Real, 0, None, closed="neither")],
         "classes": ["array-like", None],
     }
 
@@ -404,8 +375,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
     def __init__(self, n_components=100, *, hidden_layer_sizes=None, generator_hidden_sizes=None,
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
-                 unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, vat_weight=0.0,
-                 vat_epsilon=0.4, classes=None,
+                 unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, classes=None,
                  max_epochs=100, batch_size=100, lr=3e-3, optimizer="adam", weight_decay=0.0,
                  device="cpu", cuda_graphs=True, random_state=None, verbose=0, callbacks=None,
                  warm_start=False):
@@ -419,8 +389,6 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.unsupervised_weight = unsupervised_weight
         self.ema_decay = ema_decay
         self.data_init = data_init
-        self.vat_weight = vat_weight
-        self.vat_epsilon = vat_epsilon
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -476,12 +444,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
             generator(self.n_components, gen_hidden, shape, self._generator_output),
             self.n_components, n_fake=self.batch_size,
             unsupervised_weight=self.unsupervised_weight, ema_decay=self.ema_decay,
-            data_init=self.data_init, vat_weight=self.vat_weight, vat_epsilon=self.vat_epsilon,
+            data_init=self.data_init,
         )
-
-    def __setstate__(self, state):
-        # saved before these parameters existed
-        super().__setstate__({"vat_weight": 0.0, "vat_epsilon": 0.4, **state})
 
     @staticmethod
     def _class_logits(model, x):

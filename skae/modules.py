@@ -5,7 +5,6 @@ Nothing here knows about scikit-learn. Shapes: an encoder maps ``(n, *input_shap
 ``input_shape`` is ``(d,)`` for tabular data and ``(H, W)`` or ``(C, H, W)`` for images.
 """
 
-import contextlib
 import copy
 import itertools
 import math
@@ -17,7 +16,6 @@ from torch.nn import functional as F
 __all__ = [
     "ACTIVATIONS",
     "GaussianNoise",
-    "noise_off",
     "MLP",
     "MLPEncoder",
     "MLPDecoder",
@@ -54,20 +52,6 @@ class GaussianNoise(nn.Module):
 
     def extra_repr(self):
         return f"std={self.std}"
-
-
-@contextlib.contextmanager
-def noise_off(module):
-    """Within the block, the :class:`GaussianNoise` layers of ``module`` add no noise (the
-    rest of ``module`` stays in its mode: a training step can take a noise-free look)."""
-    layers = [m for m in module.modules() if isinstance(m, GaussianNoise) and m.training]
-    for layer in layers:
-        layer.training = False
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.training = True
 
 
 class MLP(nn.Sequential):

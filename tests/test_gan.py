@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skae import DivergenceError, GANClassifier, losses
+from skae import DivergenceError, GANClassifier
 from skae.datasets import make_semi_supervised
 
 SMALL = dict(hidden_layer_sizes=(32,), generator_hidden_sizes=(16,), max_epochs=3, random_state=0)
@@ -81,51 +81,6 @@ def test_discriminator_loss_is_the_improved_gan_objective(fitted, small_data):
                     - prob_real(x).log().mean() - (1 - prob_real(fake)).log().mean())
     assert model.n_fake == fitted.batch_size
     torch.testing.assert_close(loss.double(), expected, rtol=1e-4, atol=1e-5)
-
-
-def test_vat_weight_adds_the_virtual_adversarial_loss_of_the_noise_free_logits(
-        fitted, small_data):
-    X, y = small_data
-    assert (fitted.vat_weight, fitted.vat_epsilon) == (0.0, 0.4)  # the defaults: the paper's
-    model = fitted.net_.module_.train()
-    labeled = y != -1
-    x = torch.tensor(X[:50])
-    batch = (x, torch.tensor(X[labeled][:20]), torch.tensor(y[labeled][:20]))
-    torch.manual_seed(0)
-    without = model.loss_disc(batch)
-    vat = losses.virtual_adversarial_loss(  # draws its probe where the VAT term would
-        model.clean_logits, x, 0.5 * float(np.sqrt((X[:50] ** 2).sum(axis=1).mean())))
-    model.vat_weight, model.vat_epsilon = 2.0, 0.5
-    try:
-        torch.manual_seed(0)
-        with_vat = model.loss_disc(batch)
-    finally:
-        model.vat_weight, model.vat_epsilon = 0.0, 0.4
-        model.eval()
-    assert vat.item() > 0
-    assert with_vat.item() == pytest.approx(without.item() + 2.0 * vat.item(), rel=1e-5)
-    # the smoothed logits are the discriminator's without its noise
-    with torch.no_grad():
-        torch.testing.assert_close(model.train().clean_logits(x), model.eval().discriminate(x))
-
-
-def test_vat_weight_trains_and_changes_the_model(small_data):
-    params = {**SMALL, "max_epochs": 2}
-    plain = GANClassifier(**params).fit(*small_data)
-    vat = GANClassifier(**params, vat_weight=1.0).fit(*small_data)
-    assert np.all(np.isfinite(vat.net_.history[:, "disc_loss"]))
-    X, _ = small_data
-    assert not np.allclose(vat.predict_proba(X), plain.predict_proba(X))
-
-
-def test_model_saved_before_vat_loads_as_trained(fitted, small_data):
-    X, _ = small_data
-    state = fitted.__getstate__()
-    del state["vat_weight"], state["vat_epsilon"]
-    loaded = GANClassifier.__new__(GANClassifier)
-    loaded.__setstate__(state)
-    assert loaded.get_params()["vat_weight"] == 0.0
-    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
 
 
 def test_predictions_use_the_averaged_discriminator(fitted, small_data):

@@ -20,7 +20,6 @@ from skae.modules import (
     WeightNormLinear,
     build_decoder,
     build_encoder,
-    noise_off,
 )
 
 SHAPES_MLP = [(10,), (8, 8), (7, 9), (3, 7, 9), (1, 8, 8)]
@@ -160,24 +159,6 @@ def test_gaussian_noise_adds_noise_of_given_std_in_training():
     assert diff.mean().abs() < 0.02
     assert diff.std().item() == pytest.approx(0.5, rel=0.03)
     assert torch.equal(GaussianNoise(0.0).train()(x), x)
-
-
-def test_noise_off_silences_the_noise_layers_within_the_block_only():
-    mlp = MLP([4, 8, 2], input_noise=0.3, hidden_noise=0.3).train()
-    dropout = nn.Dropout(0.5).train()  # other layers keep their mode
-    model = nn.Sequential(mlp, dropout)
-    x = torch.randn(50, 4)
-    with torch.no_grad():
-        clean = mlp.eval()(x)
-        mlp.train()
-        with noise_off(model):
-            assert torch.equal(mlp(x), clean)
-            assert dropout.training and mlp.training
-        assert not torch.equal(mlp(x), clean)  # the noise is back after the block
-    stays_off = GaussianNoise(0.5).eval()
-    with noise_off(stays_off):
-        pass
-    assert not stays_off.training
 
 
 def test_mlp_noise_layers_only_act_in_training():
