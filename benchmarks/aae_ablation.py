@@ -51,6 +51,7 @@ VARIANTS = [
     ("vat_weight=0", {"vat_weight": 0.0}, None, None),
     ("vat_epsilon=0.1", {"vat_epsilon": 0.1}, None, None),
     ("vat_epsilon=0.2", {"vat_epsilon": 0.2}, None, None),
+    ("vat_epsilon=0.3", {"vat_epsilon": 0.3}, None, None),
     ("vat_epsilon=0.4", {"vat_epsilon": 0.4}, None, None),
     ("the paper's phases (discriminator_noise=0, vat_weight=0, ema_decay=0)",
      {"discriminator_noise": 0.0, "vat_weight": 0.0, "ema_decay": 0.0}, None, None),
