@@ -151,8 +151,9 @@ class AAEModel(PhasedModel):
         x, x_lab, y_lab = batch
         loss = self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
         if self.vat_weight:  # smoothness of q(y|x) around the rows of the (unlabeled) minibatch
+            scale = x.detach().flatten(1).square().sum(dim=1).mean().sqrt()  # RMS row norm
             loss = loss + self.vat_weight * losses.virtual_adversarial_loss(
-                self.class_logits, x, self.vat_epsilon * losses.rms_row_norm(x))
+                self.class_logits, x, self.vat_epsilon * scale)
         return loss
 
 

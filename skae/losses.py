@@ -15,7 +15,6 @@ __all__ = [
     "masked_cross_entropy",
     "improved_gan_losses",
     "feature_matching",
-    "rms_row_norm",
     "virtual_adversarial_loss",
 ]
 
@@ -104,12 +103,6 @@ def improved_gan_losses(logits_lab, y_lab, logits_unl, logits_fake):
 def feature_matching(features_real, features_fake):
     """Feature-matching generator loss: ``|| mean f(x) - mean f(G(z)) ||^2`` (mean over units)."""
     return (features_real.mean(dim=0) - features_fake.mean(dim=0)).square().mean()
-
-
-def rms_row_norm(x):
-    """Root-mean-square L2 norm of the rows of ``x`` (all but the first dimension), no gradient:
-    the scale that makes a perturbation size relative to the data's."""
-    return x.detach().flatten(1).square().sum(dim=1).mean().sqrt()
 
 
 def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
