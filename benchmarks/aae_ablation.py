@@ -33,7 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
 
-from skae.benchmark import make_model
+from skae.benchmark import TestError, make_model
 from skae.datasets import make_semi_supervised
 
 def _linear_decay(epochs):
@@ -41,8 +41,27 @@ def _linear_decay(epochs):
     return LRScheduler(LinearLR, start_factor=1.0, end_factor=0.0, total_iters=epochs)
 
 
+class VatEpsilonStep(Callback):
+    """``vat_epsilon`` is ``first`` for the first ``epochs`` epochs, then ``then``.
+
+    The training step reads the model's ``vat_epsilon`` at every minibatch (on a CPU; a
+    recorded CUDA graph would keep the value it was recorded with).
+    """
+
+    def __init__(self, first=0.4, then=0.2, epochs=5):
+        self.first = first
+        self.then = then
+        self.epochs = epochs
+
+    def on_epoch_begin(self, net, **kwargs):
+        # skorch has opened this epoch's history row: len(history) is its number, from 1
+        epoch = len(net.history)
+        net.module_.vat_epsilon = self.first if epoch <= self.epochs else self.then
+
+
 #: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four; ``schedule(epochs)``
-#: is a learning-rate callback, None keeps the rate constant.
+#: is a callback changing a setting over the epochs (the learning rate, ``vat_epsilon``), None
+#: keeps the settings constant.
 VARIANTS = [
     ("default", {}, None, None),
     ("discriminator_noise=0", {"discriminator_noise": 0.0}, None, None),
@@ -53,6 +72,8 @@ VARIANTS = [
     ("vat_epsilon=0.2", {"vat_epsilon": 0.2}, None, None),
     ("vat_epsilon=0.3", {"vat_epsilon": 0.3}, None, None),
     ("vat_epsilon=0.4", {"vat_epsilon": 0.4}, None, None),
+    ("vat_epsilon 0.4 for 5 epochs, then 0.2", {"cuda_graphs": False}, None,
+     lambda epochs: VatEpsilonStep(0.4, 0.2, 5)),
     ("the paper's phases (discriminator_noise=0, vat_weight=0, ema_decay=0)",
      {"discriminator_noise": 0.0, "vat_weight": 0.0, "ema_decay": 0.0}, None, None),
     ("noise=0.3", {"noise": 0.3}, None, None),
@@ -117,6 +138,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--test-rows", type=int, default=2000, help="test images scored")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
+    parser.add_argument("--eval-every", type=int, default=None, metavar="N",
+                        help="also score each variant on the test rows every N epochs (a "
+                        "learning curve in the results)")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -137,20 +161,27 @@ def main():
             continue
         clf = make_model("AAEClassifier", dataset=args.dataset, random_state=args.seed,
                          max_epochs=args.epochs)
-        callbacks = [] if phases is None else [OnlyPhases(phases)]
-        if schedule is not None:
-            callbacks.append(schedule(args.epochs))
-        clf.set_params(**params, callbacks=callbacks or None)
         X_fit, X_score = X, X_test
         if params.get("backbone") == "conv":  # square images from rows of pixels
             side = math.isqrt(X.shape[1])
             X_fit, X_score = X.reshape(-1, side, side), X_test.reshape(-1, side, side)
+        callbacks = [] if phases is None else [OnlyPhases(phases)]
+        if schedule is not None:
+            callbacks.append(schedule(args.epochs))
+        if args.eval_every:
+            classes = np.unique(y_semi[y_semi != -1])
+            callbacks.append(TestError(X_score, np.searchsorted(classes, y_test),
+                                       type(clf)._class_logits, args.eval_every))
+        clf.set_params(**params, callbacks=callbacks or None)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # collapse shows in the table
             clf.fit(X_fit, y_semi)
         row = {"variant": name, "fit_seconds": time.perf_counter() - start,
                **diagnose(clf, X_score, y_test, np.random.default_rng(args.seed))}
+        if args.eval_every:
+            row["curve"] = [(e["epoch"], e["test_error"]) for e in clf.net_.history
+                            if "test_error" in e]
         print(f"{name}: {row['test_error']:.2f}% in {row['fit_seconds']:.0f}s", flush=True)
         rows.append(row)
     print_table(rows, COLUMNS)
@@ -159,6 +190,9 @@ def main():
              f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
+    notes += [f"{row['variant']}: test error (%) after "
+              + ", ".join(f"{epoch} epochs {error:.2f}" for epoch, error in row["curve"])
+              for row in rows if row.get("curve")]
     title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
     if args.variants:
         title += ": " + "; ".join(row["variant"] for row in rows)

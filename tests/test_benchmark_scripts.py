@@ -1,9 +1,13 @@
 """The scripts of ``benchmarks/`` run end to end on the embedded digits (tiny settings)."""
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -31,6 +35,31 @@ def test_aae_ablation_writes_one_row_per_variant(tmp_path):
         assert 0.1 <= row["confidence"] <= 1.0 and row["y_use"] > 0
     assert "aae_ablation.py --dataset digits" in result["command"]
     assert "| default |" in out.with_suffix(".md").read_text()
+
+
+def test_aae_ablation_learning_curve_and_vat_epsilon_step(tmp_path):
+    out = tmp_path / "ablation"
+    variant = "vat_epsilon 0.4 for 5 epochs, then 0.2"
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "2",
+                      "--eval-every", "1", "--labels", "50", "--variants", variant,
+                      "--threads", "1", "--output", out)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [epoch for epoch, _ in row["curve"]] == [1, 2]
+    assert row["curve"][-1][1] == pytest.approx(row["test_error"])  # the same model scored
+    assert f"{variant}: test error (%) after 1 epochs" in out.with_suffix(".md").read_text()
+
+
+def test_vat_epsilon_step_switches_after_the_given_epochs(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    ablation = importlib.import_module("aae_ablation")
+    net = SimpleNamespace(history=[], module_=SimpleNamespace(vat_epsilon=None))
+    step, seen = ablation.VatEpsilonStep(first=0.4, then=0.2, epochs=2), []
+    for _ in range(4):
+        net.history.append({})  # skorch opens the epoch's row before on_epoch_begin
+        step.on_epoch_begin(net)
+        seen.append(net.module_.vat_epsilon)
+    assert seen == [0.4, 0.4, 0.2, 0.2]
 
 
 def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
