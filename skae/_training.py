@@ -23,9 +23,10 @@ a CUDA graph and then replayed, batch after batch: a small network's step is bou
 launch of its hundreds of kernels, and a replay launches them all at once (8.6x faster for the
 Improved-GAN MNIST epoch on an H200). For each batch shape and set of active phases, the first
 three steps run as usual (on a side stream: ``graph_warmup_steps`` warm-up steps, then the one
-that is recorded); the step is recorded again when an optimizer's hyperparameters change (a
-per-epoch learning-rate schedule), and a fit whose hyperparameters change every few steps goes
-on without graphs, as do batches of a fifth shape. Python code in the step runs only while it
+that is recorded); the step is recorded again when an optimizer's hyperparameters or the model's
+scalar settings change (a per-epoch learning-rate schedule, a callback that sets a loss weight),
+and a fit whose hyperparameters change every few steps goes on without graphs, as do batches of
+a fifth shape. Python code in the step runs only while it
 is recorded, so the models keep any per-step state in tensors (see
 :class:`~skae.modules.ParameterAverage`).
 
@@ -250,14 +251,21 @@ class TrainingNet(NeuralNet):
         return bool(self.cuda_graphs) and torch.device(self.device).type == "cuda"
 
     def _hyperparameters(self):
-        """The optimizers' scalar settings, which a recorded step holds as constants."""
-        return tuple(
+        """What a recorded step holds as constants: the optimizers' scalar settings and the
+        model's own (its public attributes that are numbers, strings or booleans, such as a
+        loss weight that a callback changes between epochs)."""
+        optimizers = tuple(
             (key, value)
             for optimizer in self.phase_optimizers().values()
             for group in optimizer.param_groups
             for key, value in group.items()
             if isinstance(value, (bool, int, float, str, tuple))
         )
+        model = tuple(
+            (key, value) for key, value in vars(self.module_).items()
+            if not key.startswith("_") and isinstance(value, (bool, int, float, str))
+        )
+        return optimizers + model
 
     def _graph_step(self, batch):
         """One training step through a recorded CUDA graph (module docstring)."""

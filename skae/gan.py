@@ -276,8 +276,10 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     cuda_graphs : bool, default=True
         On a CUDA device, record a training step once as a CUDA graph and replay it for the
         next batches: several times faster for networks small enough that launching their
-        kernels, not running them, takes the time. Set it to False for callbacks that replace
-        parameters or change the model during ``fit``. Ignored on the CPU.
+        kernels, not running them, takes the time. The step is recorded again when a callback
+        changes the learning rate or a scalar setting of the model (its public number, string
+        and boolean attributes); set it to False for callbacks that replace parameters or
+        change the model otherwise during ``fit``. Ignored on the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling, the labeled minibatches, the noise and ``z``.
     verbose : int, default=0

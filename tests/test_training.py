@@ -36,7 +36,8 @@ class TwoPhases(PhasedModel):
 
     def loss_a(self, batch):
         x = batch[0]
-        return ((x @ self.wa) - 0.5 * (x @ self.wb)).square().mean()
+        loss = ((x @ self.wa) - 0.5 * (x @ self.wb)).square().mean()
+        return loss * self.weight_a if hasattr(self, "weight_a") else loss
 
     def loss_b(self, batch):
         x = batch[0]
@@ -383,6 +384,27 @@ def test_a_changed_learning_rate_is_recorded_again(fake_cuda_graphs):
                                schedule=lambda step: 0.1 if step < 14 else 0.01)
     _same_weights(graphed, eager)
     assert graphed.recordings == 2
+
+
+class _SetWeight(Callback):
+    """Sets the model's ``weight_a`` (a scalar its phase ``a`` reads) at each epoch's start."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.module_.weight_a = 1.0 if len(net.history) == 1 else 0.25
+
+
+def test_a_changed_model_setting_is_recorded_again(fake_cuda_graphs):
+    nets = []
+    for cls in (_FakeGraphNet, TrainingNet):
+        torch.manual_seed(0)
+        model = TwoPhases()
+        model.weight_a = 1.0
+        net = _net(model, net_cls=cls, callbacks=[_SetWeight()], max_epochs=2, batch_size=10)
+        nets.append(net.fit(TensorBatchDataset(_data(200)), None))
+    graphed, eager = nets
+    _same_weights(graphed, eager)  # the second epoch's replays used the new weight
+    assert graphed.recordings == 2
+    assert ("weight_a", 0.25) in graphed._hyperparameters()
 
 
 def test_a_learning_rate_changed_every_step_ends_the_graphs(fake_cuda_graphs):
