@@ -225,9 +225,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
     max_epochs : int, default=50
-        Passes over all rows (labeled and unlabeled). On MNIST (600 minibatches an epoch) the
-        error was lowest after 20 to 30 epochs; at the constant learning rate, longer training
-        made it worse (see the AAEClassifier page of the documentation).
+        Passes over all rows (labeled and unlabeled). On MNIST (600 minibatches an epoch, 100
+        labels, seed 0) the test error was 4.09 % after 20 epochs and 3.39 % after 50, with a
+        bout of large steps around the 32nd epoch (6.14 % after 35) that it recovered from
+        (see the AAEClassifier page of the documentation).
     batch_size : int, default=100
         Rows per minibatch; each step also draws this many labeled rows, cycling through the
         labeled set.
@@ -244,8 +245,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     cuda_graphs : bool, default=True
         On a CUDA device, record a training step once as a CUDA graph and replay it for the
         next batches: several times faster for networks small enough that launching their
-        kernels, not running them, takes the time. Set it to False for callbacks that replace
-        parameters or change the model during ``fit``. Ignored on the CPU.
+        kernels, not running them, takes the time. The step is recorded again when a callback
+        changes the learning rate or a scalar setting of the model (its public number, string
+        and boolean attributes); set it to False for callbacks that replace parameters or
+        change the model otherwise during ``fit``. Ignored on the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling, labeled-batch draws and prior samples.
     verbose : int, default=0
