@@ -19,6 +19,7 @@ __all__ = [
     "BenchmarkError",
     "add_io_arguments",
     "command_line",
+    "curve_text",
     "load_data",
     "machine_info",
     "main_guard",
@@ -157,6 +158,12 @@ def _cells(rows, columns):
     header = [title for _, title, _ in columns]
     body = [[_cell(row.get(key), fmt) for key, _, fmt in columns] for row in rows]
     return header, body
+
+
+def curve_text(curve):
+    """A learning curve ``[(epoch, test error %)]`` in words, for a results page's notes."""
+    return "test error (%) after " + ", ".join(f"{epoch} epochs {error:.2f}"
+                                                for epoch, error in curve)
 
 
 def print_table(rows, columns, file=None):

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import main_guard, print_table, result_paths, write_results
+from _common import curve_text, main_guard, print_table, result_paths, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
@@ -169,9 +169,7 @@ def main():
         if schedule is not None:
             callbacks.append(schedule(args.epochs))
         if args.eval_every:
-            classes = np.unique(y_semi[y_semi != -1])
-            callbacks.append(TestError(X_score, np.searchsorted(classes, y_test),
-                                       type(clf)._class_logits, args.eval_every))
+            callbacks.append(TestError.for_fit(clf, y_semi, X_score, y_test, args.eval_every))
         clf.set_params(**params, callbacks=callbacks or None)
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -180,8 +178,7 @@ def main():
         row = {"variant": name, "fit_seconds": time.perf_counter() - start,
                **diagnose(clf, X_score, y_test, np.random.default_rng(args.seed))}
         if args.eval_every:
-            row["curve"] = [(e["epoch"], e["test_error"]) for e in clf.net_.history
-                            if "test_error" in e]
+            row["curve"] = TestError.curve(clf.net_)
         print(f"{name}: {row['test_error']:.2f}% in {row['fit_seconds']:.0f}s", flush=True)
         rows.append(row)
     print_table(rows, COLUMNS)
@@ -190,9 +187,7 @@ def main():
              f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
-    notes += [f"{row['variant']}: test error (%) after "
-              + ", ".join(f"{epoch} epochs {error:.2f}" for epoch, error in row["curve"])
-              for row in rows if row.get("curve")]
+    notes += [f"{row['variant']}: {curve_text(row['curve'])}" for row in rows if row.get("curve")]
     title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
     if args.variants:
         title += ": " + "; ".join(row["variant"] for row in rows)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, machine_info, main_guard
-from _common import print_table, result_paths, write_results
+from _common import curve_text, print_table, result_paths, write_results
 
 from skae.benchmark import MODELS, run_semi_supervised, summarize
 
@@ -96,8 +96,7 @@ def main():
         notes.append(f"skae's models trained in chunks of {args.eval_every} epochs "
                      "(warm_start=True, fresh optimizers each chunk), checkpointed; fit time "
                      "summed over the chunks")
-    notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: test error (%) after "
-              + ", ".join(f"{epoch} epochs {error:.2f}" for epoch, error in r["curve"])
+    notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: {curve_text(r['curve'])}"
               for r in rows if r.get("curve")]
     notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: most frequent errors "
               + ", ".join(f"{true} read as {pred} ({count} times)"

@@ -157,10 +157,8 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                                                        eval_every, path)
             else:
                 if deep and eval_every:
-                    classes = np.unique(y_semi[labeled])
-                    model.set_params(callbacks=[TestError(
-                        X_test, np.searchsorted(classes, y_test), type(model)._class_logits,
-                        eval_every)])
+                    model.set_params(callbacks=[TestError.for_fit(model, y_semi, X_test, y_test,
+                                                                  eval_every)])
                 start = time.perf_counter()
                 if name == "MLPClassifier(labeled only)":
                     model.fit(X_train[labeled], y_semi[labeled])
@@ -168,8 +166,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                     model.fit(X_train, y_semi)
                 seconds = time.perf_counter() - start
                 if deep and eval_every:
-                    curve = [(e["epoch"], e["test_error"]) for e in model.net_.history
-                             if "test_error" in e]
+                    curve = TestError.curve(model.net_)
             predicted = model.predict(X_test)
             error = _test_error(y_test, predicted)
             published = PUBLISHED.get((name, n_labeled)) if dataset == "mnist" else None
@@ -254,6 +251,17 @@ class TestError(Callback):
         self.y_index = y_index
         self.class_logits = class_logits
         self.every = every
+
+    @classmethod
+    def for_fit(cls, model, y_semi, X_test, y_test, every=1):
+        """The callback for classifier ``model`` fitted on ``y_semi`` (-1: unlabeled)."""
+        classes = np.unique(y_semi[y_semi != -1])
+        return cls(X_test, np.searchsorted(classes, y_test), type(model)._class_logits, every)
+
+    @staticmethod
+    def curve(net):
+        """``[(epoch, test error)]``: what the callback recorded in ``net.history``."""
+        return [(e["epoch"], e["test_error"]) for e in net.history if "test_error" in e]
 
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) % self.every:

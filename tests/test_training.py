@@ -30,14 +30,14 @@ class TwoPhases(PhasedModel):
         self.wa = nn.Parameter(torch.tensor([0.5, -1.0, 2.0]))
         self.wb = nn.Parameter(torch.tensor([1.0, 0.3, -0.7]))
         self.diverge = diverge
+        self.weight_a = 1.0  # a scalar setting of the model, read by phase ``a``
 
     def phase_parameters(self, phase):
         return [self.wa] if phase == "a" else [self.wb]
 
     def loss_a(self, batch):
         x = batch[0]
-        loss = ((x @ self.wa) - 0.5 * (x @ self.wb)).square().mean()
-        return loss * self.weight_a if hasattr(self, "weight_a") else loss
+        return self.weight_a * ((x @ self.wa) - 0.5 * (x @ self.wb)).square().mean()
 
     def loss_b(self, batch):
         x = batch[0]
@@ -397,9 +397,7 @@ def test_a_changed_model_setting_is_recorded_again(fake_cuda_graphs):
     nets = []
     for cls in (_FakeGraphNet, TrainingNet):
         torch.manual_seed(0)
-        model = TwoPhases()
-        model.weight_a = 1.0
-        net = _net(model, net_cls=cls, callbacks=[_SetWeight()], max_epochs=2, batch_size=10)
+        net = _net(TwoPhases(), net_cls=cls, callbacks=[_SetWeight()], max_epochs=2, batch_size=10)
         nets.append(net.fit(TensorBatchDataset(_data(200)), None))
     graphed, eager = nets
     _same_weights(graphed, eager)  # the second epoch's replays used the new weight
