@@ -36,32 +36,15 @@ from torch.optim.lr_scheduler import LinearLR
 from skae.benchmark import TestError, make_model
 from skae.datasets import make_semi_supervised
 
+
 def _linear_decay(epochs):
     """A learning rate decaying linearly to 0 over ``epochs``."""
     return LRScheduler(LinearLR, start_factor=1.0, end_factor=0.0, total_iters=epochs)
 
 
-class VatEpsilonStep(Callback):
-    """``vat_epsilon`` is ``first`` for the first ``epochs`` epochs, then ``then``.
-
-    The training step reads the model's ``vat_epsilon`` at every minibatch (a recorded CUDA
-    graph of the step is recorded again when it changes).
-    """
-
-    def __init__(self, first=0.4, then=0.2, epochs=5):
-        self.first = first
-        self.then = then
-        self.epochs = epochs
-
-    def on_epoch_begin(self, net, **kwargs):
-        # skorch has opened this epoch's history row: len(history) is its number, from 1
-        epoch = len(net.history)
-        net.module_.vat_epsilon = self.first if epoch <= self.epochs else self.then
-
-
 #: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four; ``schedule(epochs)``
-#: is a callback changing a setting over the epochs (the learning rate, ``vat_epsilon``), None
-#: keeps the settings constant.
+#: is a callback changing a setting over the epochs (the learning rate), None keeps the
+#: settings constant.
 VARIANTS = [
     ("default", {}, None, None),
     ("discriminator_noise=0", {"discriminator_noise": 0.0}, None, None),
@@ -72,8 +55,8 @@ VARIANTS = [
     ("vat_epsilon=0.2", {"vat_epsilon": 0.2}, None, None),
     ("vat_epsilon=0.3", {"vat_epsilon": 0.3}, None, None),
     ("vat_epsilon=0.4", {"vat_epsilon": 0.4}, None, None),
-    ("vat_epsilon 0.4 for 5 epochs, then 0.2", {}, None,
-     lambda epochs: VatEpsilonStep(0.4, 0.2, 5)),
+    ("vat_epsilon 0.4 for 5 epochs, then 0.2",
+     {"vat_epsilon": (0.4, 0.2), "vat_early_epochs": 5}, None, None),
     ("the paper's phases (discriminator_noise=0, vat_weight=0, ema_decay=0)",
      {"discriminator_noise": 0.0, "vat_weight": 0.0, "ema_decay": 0.0}, None, None),
     ("noise=0.3", {"noise": 0.3}, None, None),

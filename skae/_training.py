@@ -10,6 +10,7 @@ A *model* is a ``torch.nn.Module`` that declares its training phases::
         def phase_optimizer_kwargs(self, phase):   # optional, e.g. {"betas": (0.5, 0.999)}
             ...
         def end_step(self): ...                    # optional, after each step (averaging)
+        def begin_epoch(self, epoch): ...          # optional, before each epoch (schedules)
 
 Each phase owns one optimizer (``net.optimizer_<phase>_``, created in
 ``initialize_optimizer`` so skorch moves, pickles and exposes it). One step of training is, for
@@ -333,6 +334,13 @@ class TrainingNet(NeuralNet):
             return
         entry.update(graph=graph, inputs=inputs, outputs=outputs, hyper=hyper, replays=0)
 
+    def on_epoch_begin(self, net, **kwargs):
+        super().on_epoch_begin(net, **kwargs)  # opens the epoch's history row
+        # the model's own schedules first: the user's callbacks, notified next, may override
+        begin_epoch = getattr(self.module_, "begin_epoch", None)
+        if begin_epoch is not None:
+            begin_epoch(len(self.history))
+
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -401,3 +409,8 @@ class PhasedModel(torch.nn.Module):
 
     def end_step(self):
         """Called after every training step (all active phases): e.g. average the weights."""
+
+    def begin_epoch(self, epoch):
+        """Called at the start of every training epoch, ``epoch`` counting from 1 over all
+        (warm-started) fits, before the net's callbacks: e.g. set a setting that changes over
+        the epochs."""

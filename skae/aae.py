@@ -25,7 +25,8 @@ class AAEModel(PhasedModel):
     decoder), ``disc`` (both discriminators), ``gen`` (encoder fools both), ``sup`` (encoder's
     ``q(y|x)`` on the labeled minibatch; with ``vat_weight > 0`` also its virtual adversarial
     loss on the minibatch of all rows, with perturbations of ``vat_epsilon`` times that
-    minibatch's root-mean-square row norm). With ``ema_decay > 0``, after every step
+    minibatch's root-mean-square row norm; ``vat_schedule=(early, late, n)`` sets
+    ``vat_epsilon`` to ``early`` for the first ``n`` epochs and to ``late`` after them). With ``ema_decay > 0``, after every step
     ``average`` takes in the encoder's weights, and in eval mode the averaged encoder encodes.
     """
 
@@ -33,7 +34,8 @@ class AAEModel(PhasedModel):
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
-                 reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.4):
+                 reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.4,
+                 vat_schedule=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -49,8 +51,14 @@ class AAEModel(PhasedModel):
         self.ema_decay = ema_decay
         self.vat_weight = vat_weight
         self.vat_epsilon = vat_epsilon
+        self.vat_schedule = vat_schedule
         # the encoder's averaged weights, for predictions and codes (see ``encode``)
         self.average = ParameterAverage(encoder)
+
+    def begin_epoch(self, epoch):
+        if self.vat_schedule is not None:
+            early, late, n_early = self.vat_schedule
+            self.vat_epsilon = early if epoch <= n_early else late
 
     def end_step(self):
         if self.ema_decay > 0:
@@ -216,11 +224,18 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         test error after 10 epochs from 8.16 % to 3.81 % on average over four draws of the
         labels (see the AAEClassifier page of the documentation). 0 is the paper's supervised
         phase; the loss costs about a fifth more time per epoch.
-    vat_epsilon : float, default=0.4
+    vat_epsilon : float or (float, float), default=0.4
         L2 norm of the perturbation ``r`` of one row, as a fraction of the root-mean-square L2
         norm of the minibatch's rows (so it does not depend on the scale of the features; on
-        MNIST pixels in [0, 1], 0.4 is an L2 norm of about 3.7). On MNIST with 100 labels, 0.2
-        left two of four draws with their 4s and 9s split across each other, 0.4 none.
+        MNIST pixels in [0, 1], 0.4 is an L2 norm of about 3.7). A pair ``(early, late)``
+        perturbs by ``early`` for the first ``vat_early_epochs`` epochs, while the classes
+        form, and by ``late`` after them, for finer boundaries. On MNIST with 100 labels, 0.2
+        left two of four draws with their 4s and 9s split across each other, 0.4 none, and
+        ``(0.4, 0.2)`` did better than 0.4 on each of four draws (see the AAEClassifier page
+        of the documentation).
+    vat_early_epochs : int, default=5
+        Epochs perturbed by the first value of a pair ``vat_epsilon``, counted over
+        warm-started fits. Ignored when ``vat_epsilon`` is a number.
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -330,7 +345,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "reconstruct_labeled": ["boolean"],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "vat_weight": [Interval(Real, 0, None, closed="left")],
-        "vat_epsilon": [Interval(Real, 0, None, closed="neither")],
+        "vat_epsilon": [Interval(Real, 0, None, closed="neither"), "array-like"],
+        "vat_early_epochs": [Interval(Integral, 0, None, closed="left")],
         "classes": ["array-like", None],
     }
     _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
@@ -339,7 +355,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
                  reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=0.4,
-                 classes=None, max_epochs=50, batch_size=100, lr=1e-3, optimizer="adam",
+                 vat_early_epochs=5, classes=None, max_epochs=50, batch_size=100, lr=1e-3, optimizer="adam",
                  weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
                  callbacks=None, warm_start=False):
         self.n_components = n_components
@@ -355,6 +371,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.ema_decay = ema_decay
         self.vat_weight = vat_weight
         self.vat_epsilon = vat_epsilon
+        self.vat_early_epochs = vat_early_epochs
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -404,13 +421,30 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             supervised_weight=self.supervised_weight,
             discriminator_noise=self.discriminator_noise,
             reconstruct_labeled=bool(self.reconstruct_labeled), ema_decay=self.ema_decay,
-            vat_weight=self.vat_weight, vat_epsilon=self.vat_epsilon,
+            vat_weight=self.vat_weight, **self._vat_epsilon_schedule(),
         )
+
+    def _vat_epsilon_schedule(self):
+        """The model's ``vat_epsilon`` (at the first epoch) and ``vat_schedule``."""
+        eps = self.vat_epsilon
+        if isinstance(eps, Real):
+            return {"vat_epsilon": float(eps), "vat_schedule": None}
+        values = np.asarray(eps, dtype=object)
+        if values.shape != (2,) or not all(
+                isinstance(v, Real) and np.isfinite(v) and v > 0 for v in values):
+            raise ValueError(
+                "vat_epsilon must be a positive number or a pair (early, late) of positive "
+                f"numbers; got {eps!r}"
+            )
+        early, late = (float(v) for v in values)
+        n_early = int(self.vat_early_epochs)
+        return {"vat_epsilon": early if n_early > 0 else late,
+                "vat_schedule": (early, late, n_early)}
 
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained as the paper does
         state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, "ema_decay": 0.0,
-                 "vat_weight": 0.0, "vat_epsilon": 0.4, **state}
+                 "vat_weight": 0.0, "vat_epsilon": 0.4, "vat_early_epochs": 5, **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:
             # and before the encoder's average: an empty one (predictions use the encoder)

@@ -8,6 +8,7 @@ import torch
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from skorch.callbacks import Callback
 
 from skae import AAEClassifier, losses
 
@@ -296,6 +297,49 @@ def test_supervised_phase_adds_the_virtual_adversarial_loss_of_all_rows(semi, aa
     assert other.item() - other_ce.item() == pytest.approx(2.0 * vat.item(), rel=1e-4)
 
 
+class _RecordVatEpsilon(Callback):
+    """Records the model's ``vat_epsilon`` at each epoch's start."""
+
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.seen.append(net.module_.vat_epsilon)
+
+
+def _seen(clf):
+    """What the fitted clone of the ``_RecordVatEpsilon`` callback recorded."""
+    return dict(clf.net_.callbacks_)["_RecordVatEpsilon"].seen
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_a_pair_vat_epsilon_perturbs_by_early_then_late(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(**{**TINY, "max_epochs": 4}, vat_epsilon=(0.4, 0.2),
+                        vat_early_epochs=2, warm_start=True, callbacks=[_RecordVatEpsilon()])
+    clf.fit(X, y_semi)
+    assert _seen(clf) == [0.4, 0.4, 0.2, 0.2]
+    assert clf.net_.module_.vat_schedule == (0.4, 0.2, 2)
+    # a warm-started fit goes on counting the epochs: the 5th is early, the 6th late
+    clf.set_params(max_epochs=2, vat_early_epochs=5).fit(X, y_semi)
+    assert _seen(clf) == [0.4, 0.2]
+    # vat_early_epochs=0: the late value from the start; a number: constant
+    for eps, early, expected in [((0.4, 0.2), 0, [0.2, 0.2]), (0.3, 1, [0.3, 0.3])]:
+        clf = AAEClassifier(**{**TINY, "max_epochs": 2}, vat_epsilon=eps,
+                            vat_early_epochs=early, callbacks=[_RecordVatEpsilon()])
+        clf.fit(X, y_semi)
+        assert _seen(clf) == expected
+
+
+@pytest.mark.parametrize("eps", [(0.4,), (0.4, 0.2, 0.1), (0.4, -0.2), (0.4, np.nan),
+                                 (0.4, "a"), [[0.4, 0.2]]])
+def test_a_bad_vat_epsilon_pair_is_a_clear_error(semi, eps):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="vat_epsilon must be a positive number or a pair"):
+        AAEClassifier(**TINY, vat_epsilon=eps).fit(X, y_semi)
+
+
 def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     X, _, y_semi = semi
     # such a model predicted with its last weights: so does a fit with ema_decay=0
@@ -304,7 +348,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
                          random_state=0).fit(X, y_semi)
     state = last.__getstate__()
     for name in ("discriminator_noise", "reconstruct_labeled", "ema_decay", "vat_weight",
-                 "vat_epsilon"):
+                 "vat_epsilon", "vat_early_epochs"):
         del state[name]
     weights = state["_net_state"]["weights"]
     state["_net_state"]["weights"] = {k: v for k, v in weights.items()

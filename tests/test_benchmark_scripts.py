@@ -1,11 +1,9 @@
 """The scripts of ``benchmarks/`` run end to end on the embedded digits (tiny settings)."""
 
-import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -48,18 +46,6 @@ def test_aae_ablation_learning_curve_and_vat_epsilon_step(tmp_path):
     assert [epoch for epoch, _ in row["curve"]] == [1, 2]
     assert row["curve"][-1][1] == pytest.approx(row["test_error"])  # the same model scored
     assert f"{variant}: test error (%) after 1 epochs" in out.with_suffix(".md").read_text()
-
-
-def test_vat_epsilon_step_switches_after_the_given_epochs(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    ablation = importlib.import_module("aae_ablation")
-    net = SimpleNamespace(history=[], module_=SimpleNamespace(vat_epsilon=None))
-    step, seen = ablation.VatEpsilonStep(first=0.4, then=0.2, epochs=2), []
-    for _ in range(4):
-        net.history.append({})  # skorch opens the epoch's row before on_epoch_begin
-        step.on_epoch_begin(net)
-        seen.append(net.module_.vat_epsilon)
-    assert seen == [0.4, 0.4, 0.2, 0.2]
 
 
 def test_aae_ablation_rejects_an_unknown_variant(tmp_path):

@@ -251,6 +251,35 @@ def test_lr_scheduler_schedules_every_phase_of_a_multi_phase_net():
     assert [g["lr"] for g in net.optimizer_.param_groups] == pytest.approx([0.0125, 0.0125])
 
 
+class _EpochSchedule(TwoPhases):
+    """Sets ``weight_a`` at each epoch's start: 1 for the first two epochs, then 0.5."""
+
+    def begin_epoch(self, epoch):
+        self.epochs_begun = [*getattr(self, "epochs_begun", []), epoch]
+        self.weight_a = 1.0 if epoch <= 2 else 0.5
+
+
+class _SeeWeight(Callback):
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.seen.append((len(net.history), net.module_.weight_a))
+
+
+def test_the_model_begins_each_epoch_before_the_callbacks():
+    model = _EpochSchedule()
+    net = _net(model, max_epochs=3, callbacks=[_SeeWeight()])
+    net.fit(TensorBatchDataset(_data()), None)
+    net.partial_fit(TensorBatchDataset(_data()), None, epochs=1)  # goes on counting
+    assert model.epochs_begun == [1, 2, 3, 4]
+    seen = dict(net.callbacks_)["_SeeWeight"].seen
+    assert seen == [(1, 1.0), (2, 1.0), (3, 0.5), (4, 0.5)]
+    net.fit(TensorBatchDataset(_data()), None)  # a new fit: a new history, from epoch 1
+    assert model.epochs_begun[4:] == [1, 2, 3]
+
+
 def test_an_uninitialized_net_has_no_optimizer():
     with pytest.raises(AttributeError, match="not initialized"):
         _net(TwoPhases()).optimizer_
