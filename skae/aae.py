@@ -224,15 +224,16 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         test error after 10 epochs from 8.16 % to 3.81 % on average over four draws of the
         labels (see the AAEClassifier page of the documentation). 0 is the paper's supervised
         phase; the loss costs about a fifth more time per epoch.
-    vat_epsilon : float or (float, float), default=0.4
+    vat_epsilon : float or (float, float), default=(0.4, 0.2)
         L2 norm of the perturbation ``r`` of one row, as a fraction of the root-mean-square L2
         norm of the minibatch's rows (so it does not depend on the scale of the features; on
         MNIST pixels in [0, 1], 0.4 is an L2 norm of about 3.7). A pair ``(early, late)``
         perturbs by ``early`` for the first ``vat_early_epochs`` epochs, while the classes
-        form, and by ``late`` after them, for finer boundaries. On MNIST with 100 labels, 0.2
-        left two of four draws with their 4s and 9s split across each other, 0.4 none, and
-        ``(0.4, 0.2)`` did better than 0.4 on each of four draws (see the AAEClassifier page
-        of the documentation).
+        form, and by ``late`` after them, for finer boundaries; a number perturbs by that
+        throughout. On MNIST with 100 labels, a constant 0.2 left two of four draws with their
+        4s and 9s split across each other, 0.4 none, and ``(0.4, 0.2)`` did better than 0.4
+        on each of the four draws: 2.68 % on average after 20 epochs against 3.11 % (see the
+        AAEClassifier page of the documentation).
     vat_early_epochs : int, default=5
         Epochs perturbed by the first value of a pair ``vat_epsilon``, counted over
         warm-started fits. Ignored when ``vat_epsilon`` is a number.
@@ -354,7 +355,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
-                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=0.4,
+                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=(0.4, 0.2),
                  vat_early_epochs=5, classes=None, max_epochs=50, batch_size=100, lr=1e-3, optimizer="adam",
                  weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
                  callbacks=None, warm_start=False):

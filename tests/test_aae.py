@@ -273,7 +273,7 @@ def test_reconstruction_phase_decodes_labeled_rows_from_their_known_class(semi, 
 
 def test_supervised_phase_adds_the_virtual_adversarial_loss_of_all_rows(semi, aae):
     X, y, y_semi = semi
-    assert (aae.vat_weight, aae.vat_epsilon) == (1.0, 0.4)  # the defaults
+    assert (aae.vat_weight, aae.vat_epsilon) == (1.0, (0.4, 0.2))  # the defaults
     labeled = np.flatnonzero(y_semi != -1)[:7]
     x = torch.as_tensor(X[:40], dtype=torch.float32)
     x_lab = torch.as_tensor(X[labeled], dtype=torch.float32)
