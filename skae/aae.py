@@ -26,8 +26,9 @@ class AAEModel(PhasedModel):
     ``q(y|x)`` on the labeled minibatch; with ``vat_weight > 0`` also its virtual adversarial
     loss on the minibatch of all rows, with perturbations of ``vat_epsilon`` times that
     minibatch's root-mean-square row norm; ``vat_schedule=(early, late, n)`` sets
-    ``vat_epsilon`` to ``early`` for the first ``n`` epochs and to ``late`` after them). With ``ema_decay > 0``, after every step
-    ``average`` takes in the encoder's weights, and in eval mode the averaged encoder encodes.
+    ``vat_epsilon`` to ``early`` for the first ``n`` epochs and to ``late`` after them). With
+    ``ema_decay > 0``, after every step ``average`` takes in the encoder's weights, and in eval
+    mode the averaged encoder encodes.
     """
 
     phases = ("recon", "disc", "gen", "sup")
@@ -357,10 +358,11 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
-                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0, vat_epsilon=(0.4, 0.2),
-                 vat_early_epochs=5, classes=None, max_epochs=50, batch_size=100, lr=1e-3, optimizer="adam",
-                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
-                 callbacks=None, warm_start=False):
+                 reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0,
+                 vat_epsilon=(0.4, 0.2), vat_early_epochs=5, classes=None, max_epochs=50,
+                 batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
+                 cuda_graphs=True, random_state=None, verbose=0, callbacks=None,
+                 warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
