@@ -64,6 +64,8 @@ VARIANTS = [
     ("n_components=4", {"n_components": 4}, None, None),
     ("lr=3e-4", {"lr": 3e-4}, None, None),
     ("lr decaying linearly to 0", {}, None, _linear_decay),
+    ("lr constant for half the epochs, then decaying linearly to 0", {"lr_schedule": "linear"},
+     None, None),
     ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None,
      None),
     ("no reconstruction phase", {}, ("disc", "gen", "sup"), None),

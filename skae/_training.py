@@ -19,6 +19,12 @@ its optimizer. This is the alternating update of adversarial training (a summed 
 every optimizer at once, skorch's default, would be wrong there); a model with one phase is
 ordinary training.
 
+``lr_schedule="linear"`` scales every phase's learning rate per epoch by :func:`lr_factor`:
+constant for the first half of the epochs of each ``fit_loop`` (each ``fit``, or each stage of
+a staged fit), then decreasing linearly towards 0. It sets the rate at the start of every
+epoch, so it takes the place of a learning-rate callback such as skorch's ``LRScheduler``
+(which works with the default ``"constant"``).
+
 On a CUDA device (``cuda_graphs=True``, the default), each training step is recorded once as
 a CUDA graph and then replayed, batch after batch: a small network's step is bound by the
 launch of its hundreds of kernels, and a replay launches them all at once (8.6x faster for the
@@ -160,6 +166,25 @@ def _accepts(optimizer, name):
         return False
 
 
+#: the learning-rate schedules of :class:`TrainingNet` (``lr_schedule``)
+LR_SCHEDULES = ("constant", "linear")
+
+
+def lr_factor(schedule, epoch, epochs):
+    """The factor of the learning rate in ``epoch`` (1-based) of a fit of ``epochs`` epochs.
+
+    ``"constant"``: 1. ``"linear"``: ``min(1, (epochs - epoch + 1) / d)`` with
+    ``d = epochs - epochs // 2``: 1 up to epoch ``epochs // 2 + 1``, then lower by ``1 / d``
+    each epoch, down to ``1 / d`` in the last.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        decaying = epochs - epochs // 2
+        return min(1.0, (epochs - epoch + 1) / decaying)
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {schedule!r}")
+
+
 class TrainingNet(NeuralNet):
     """skorch net that trains a multi-phase model (see the module docstring).
 
@@ -174,11 +199,13 @@ class TrainingNet(NeuralNet):
     graph_warmup_steps = 2
 
     def __init__(self, module, *args, criterion=torch.nn.Identity, train_split=None,
-                 weight_decay=0.0, cuda_graphs=True, iterator_train__shuffle=True,
+                 weight_decay=0.0, cuda_graphs=True, lr_schedule="constant",
+                 iterator_train__shuffle=True,
                  iterator_train__collate_fn=_pass_through,
                  iterator_valid__collate_fn=_pass_through, **kwargs):
         self.weight_decay = weight_decay
         self.cuda_graphs = cuda_graphs
+        self.lr_schedule = lr_schedule
         super().__init__(
             module, *args, criterion=criterion, train_split=train_split,
             iterator_train__shuffle=iterator_train__shuffle,
@@ -205,7 +232,10 @@ class TrainingNet(NeuralNet):
                 kwargs["fused"] = torch.device(self.device).type in ("cpu", "cuda")
             if self._graphs_enabled() and _accepts(self.optimizer, "capturable"):
                 kwargs.setdefault("capturable", True)  # its step counts stay on the device
-            setattr(self, f"optimizer_{phase}_", self.optimizer(*args, **kwargs))
+            optimizer = self.optimizer(*args, **kwargs)
+            for group in optimizer.param_groups:  # what ``lr_schedule`` scales
+                group["base_lr"] = group["lr"]
+            setattr(self, f"optimizer_{phase}_", optimizer)
         return self
 
     @property
@@ -340,8 +370,16 @@ class TrainingNet(NeuralNet):
         begin_epoch = getattr(self.module_, "begin_epoch", None)
         if begin_epoch is not None:
             begin_epoch(len(self.history))
+        if self.lr_schedule != "constant":
+            start, epochs = self._fit_span
+            factor = lr_factor(self.lr_schedule, len(self.history) - start, epochs)
+            for optimizer in self.phase_optimizers().values():
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * factor
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # the epochs of this call, that ``lr_schedule`` spans
+        self._fit_span = (len(self.history), self.max_epochs if epochs is None else epochs)
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         finally:

@@ -254,6 +254,12 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         labeled set.
     lr : float, default=1e-3
         Learning rate of every phase's Adam optimizer.
+    lr_schedule : {"constant", "linear"}, default="constant"
+        ``"linear"``: ``lr`` for the first half of the epochs of each ``fit``, then lower by
+        ``lr / d`` each epoch, down to ``lr / d`` in the last (``d = epochs - epochs // 2``:
+        20 epochs train 11 at ``lr``, then at 0.9, 0.8, ..., 0.1 times ``lr``). It takes the
+        place of a learning-rate callback such as skorch's ``LRScheduler``, which works with
+        ``"constant"``.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
         The optimizer of each phase (adversarial phases use ``betas=(0.5, 0.999)`` with Adam).
         ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
@@ -361,9 +367,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
                  reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0,
                  vat_epsilon=(0.4, 0.2), vat_early_epochs=5, classes=None, max_epochs=50,
-                 batch_size=100, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
-                 cuda_graphs=True, random_state=None, verbose=0, callbacks=None,
-                 warm_start=False):
+                 batch_size=100, lr=1e-3, lr_schedule="constant", optimizer="adam",
+                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
+                 callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
@@ -382,6 +388,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device

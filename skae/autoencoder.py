@@ -192,6 +192,12 @@ class AutoEncoder(BaseAutoEncoder):
         Rows per minibatch.
     lr : float, default=1e-3
         Learning rate.
+    lr_schedule : {"constant", "linear"}, default="constant"
+        ``"linear"``: ``lr`` for the first half of the epochs of each ``fit``, then lower by
+        ``lr / d`` each epoch, down to ``lr / d`` in the last (``d = epochs - epochs // 2``:
+        20 epochs train 11 at ``lr``, then at 0.9, 0.8, ..., 0.1 times ``lr``). It takes the
+        place of a learning-rate callback such as skorch's ``LRScheduler``, which works with
+        ``"constant"``.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
         The optimizer. Adam-family optimizers use their fused implementation where available.
         ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
@@ -274,9 +280,10 @@ class AutoEncoder(BaseAutoEncoder):
 
     def __init__(self, n_components=2, *, hidden_layer_sizes=None, activation="relu",
                  backbone="auto", loss="mse", noise=0.0, sparsity_weight=0.0, sparsity_target=0.05,
-                 tied_weights=False, max_epochs=50, batch_size=128, lr=1e-3, optimizer="adam",
-                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
-                 callbacks=None, warm_start=False):
+                 tied_weights=False, max_epochs=50, batch_size=128, lr=1e-3,
+                 lr_schedule="constant", optimizer="adam", weight_decay=0.0, device="cpu",
+                 cuda_graphs=True, random_state=None, verbose=0, callbacks=None,
+                 warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -289,6 +296,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device

@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
 from skorch.exceptions import DeviceWarning
 from skorch.history import History
 
-from ._training import SemiSupervisedDataset, TensorBatchDataset, TrainingNet
+from ._training import LR_SCHEDULES, SemiSupervisedDataset, TensorBatchDataset, TrainingNet
 from .metrics import labeled_accuracy_score, unlabeled_mask
 
 __all__ = ["CodeTransformerMixin", "NetEstimator", "SemiSupervisedClassifierMixin"]
@@ -132,6 +132,7 @@ class NetEstimator(BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
@@ -244,6 +245,7 @@ class NetEstimator(BaseEstimator):
             device=str(device),
             weight_decay=self.weight_decay,
             cuda_graphs=self.cuda_graphs,
+            lr_schedule=self.lr_schedule,
             iterator_train__generator=torch.Generator().manual_seed(int(seed)),
         )
 
@@ -317,7 +319,8 @@ class NetEstimator(BaseEstimator):
 
     def __setstate__(self, state):
         state = dict(state)
-        state.setdefault("cuda_graphs", True)  # saved before the parameter existed
+        state.setdefault("cuda_graphs", True)  # saved before these parameters existed
+        state.setdefault("lr_schedule", "constant")
         net_state = state.pop("_net_state", None)
         super().__setstate__(state)
         if net_state is not None:

@@ -265,6 +265,12 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         them) and generates ``batch_size`` rows (at least 2).
     lr : float, default=3e-3
         Learning rate of both phases (the paper's).
+    lr_schedule : {"constant", "linear"}, default="constant"
+        ``"linear"``: ``lr`` for the first half of the epochs of each ``fit``, then lower by
+        ``lr / d`` each epoch, down to ``lr / d`` in the last (``d = epochs - epochs // 2``:
+        20 epochs train 11 at ``lr``, then at 0.9, 0.8, ..., 0.1 times ``lr``). It takes the
+        place of a learning-rate callback such as skorch's ``LRScheduler``, which works with
+        ``"constant"``.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class, default="adam"
         Optimizer of each phase; Adam-family ones get ``betas=(0.5, 0.999)``.
         ``"sgd"`` is SGD with Nesterov momentum 0.9, as in
@@ -378,9 +384,9 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     def __init__(self, n_components=100, *, hidden_layer_sizes=None, generator_hidden_sizes=None,
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
                  unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, classes=None,
-                 max_epochs=100, batch_size=100, lr=3e-3, optimizer="adam", weight_decay=0.0,
-                 device="cpu", cuda_graphs=True, random_state=None, verbose=0, callbacks=None,
-                 warm_start=False):
+                 max_epochs=100, batch_size=100, lr=3e-3, lr_schedule="constant",
+                 optimizer="adam", weight_decay=0.0, device="cpu", cuda_graphs=True,
+                 random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.generator_hidden_sizes = generator_hidden_sizes
@@ -395,6 +401,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.device = device

@@ -94,6 +94,15 @@ def test_model_saved_before_the_cuda_graphs_parameter_loads(fitted, data):
     assert_same_outputs(fitted, loaded, data[0])
 
 
+def test_model_saved_before_the_lr_schedule_parameter_loads(fitted, data):
+    state = fitted.__getstate__()
+    del state["lr_schedule"]
+    loaded = type(fitted).__new__(type(fitted))
+    loaded.__setstate__(state)
+    assert loaded.get_params()["lr_schedule"] == "constant"
+    assert_same_outputs(fitted, loaded, data[0])
+
+
 def test_joblib_round_trip(fitted, data, tmp_path):
     path = tmp_path / "model.joblib"
     joblib.dump(fitted, path)

@@ -12,11 +12,13 @@ from torch.utils.data import DataLoader
 
 from skae import AutoEncoder, DivergenceError
 from skae._training import (
+    LR_SCHEDULES,
     PhasedModel,
     SemiSupervisedDataset,
     TensorBatchDataset,
     TrainingNet,
     _pass_through,
+    lr_factor,
 )
 
 
@@ -249,6 +251,61 @@ def test_lr_scheduler_schedules_every_phase_of_a_multi_phase_net():
     for optimizer in net.phase_optimizers().values():
         assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
     assert [g["lr"] for g in net.optimizer_.param_groups] == pytest.approx([0.0125, 0.0125])
+
+
+def test_lr_factor_is_constant_then_decays_linearly_over_the_second_half():
+    assert [lr_factor("constant", e, 4) for e in range(1, 5)] == [1.0] * 4
+    assert [lr_factor("linear", e, 4) for e in range(1, 5)] == [1.0, 1.0, 1.0, 0.5]
+    assert [lr_factor("linear", e, 5) for e in range(1, 6)] == pytest.approx(
+        [1.0, 1.0, 1.0, 2 / 3, 1 / 3])
+    assert [lr_factor("linear", e, 20) for e in range(1, 21)] == pytest.approx(
+        [1.0] * 11 + [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    assert lr_factor("linear", 1, 1) == 1.0
+    assert LR_SCHEDULES == ("constant", "linear")
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        lr_factor("cosine", 1, 4)
+
+
+class _SeeLr(Callback):
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.seen.append([opt.param_groups[0]["lr"] for opt in net.phase_optimizers().values()])
+
+
+def test_linear_lr_schedule_decays_each_fit_of_every_phase():
+    net = _net(TwoPhases(), max_epochs=4, lr=0.1, lr_schedule="linear", callbacks=[_SeeLr()])
+    net.fit(TensorBatchDataset(_data()), None)
+    net.partial_fit(TensorBatchDataset(_data()), None, epochs=5)  # its own schedule: 5 epochs
+    seen = [lr_a for lr_a, lr_b in dict(net.callbacks_)["_SeeLr"].seen]
+    assert all(lr_b == lr_a for lr_a, lr_b in dict(net.callbacks_)["_SeeLr"].seen)
+    np.testing.assert_allclose(seen, [0.1, 0.1, 0.1, 0.05, 0.1, 0.1, 0.1, 0.2 / 3, 0.1 / 3])
+
+
+def test_linear_lr_schedule_scales_each_phase_from_its_own_rate():
+    class Scaled(TwoPhases):
+        def phase_optimizer_kwargs(self, phase):
+            return {"lr_scale": 0.5} if phase == "b" else {}
+
+    net = _net(Scaled(), max_epochs=5, lr=0.1, lr_schedule="linear", callbacks=[_SeeLr()])
+    net.fit(TensorBatchDataset(_data()), None)
+    np.testing.assert_allclose(dict(net.callbacks_)["_SeeLr"].seen,
+                               [[0.1, 0.05]] * 3 + [[0.2 / 3, 0.1 / 3], [0.1 / 3, 0.05 / 3]])
+
+
+def test_lr_schedule_parameter_schedules_an_estimator(digits):
+    X, _ = digits
+    kwargs = {"hidden_layer_sizes": (8,), "lr": 1e-2, "max_epochs": 4, "random_state": 0,
+              "callbacks": [_SeeLr()]}
+    ae = AutoEncoder(2, lr_schedule="linear", **kwargs).fit(X[:200])
+    seen = [lr for lr, in dict(ae.net_.callbacks_)["_SeeLr"].seen]
+    assert seen == pytest.approx([1e-2, 1e-2, 1e-2, 5e-3])
+    constant = AutoEncoder(2, **kwargs).fit(X[:200])
+    assert [lr for lr, in dict(constant.net_.callbacks_)["_SeeLr"].seen] == [1e-2] * 4
+    # the same first half, then smaller steps: a different network
+    assert not np.allclose(ae.transform(X[:20]), constant.transform(X[:20]))
 
 
 class _EpochSchedule(TwoPhases):
