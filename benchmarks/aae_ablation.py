@@ -128,6 +128,8 @@ def main():
                         "learning curve in the results)")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print each fit's epoch table (skorch's, every phase's loss)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads:
@@ -155,7 +157,7 @@ def main():
             callbacks.append(schedule(args.epochs))
         if args.eval_every:
             callbacks.append(TestError.for_fit(clf, y_semi, X_score, y_test, args.eval_every))
-        clf.set_params(**params, callbacks=callbacks or None)
+        clf.set_params(**params, callbacks=callbacks or None, verbose=int(args.verbose))
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # collapse shows in the table

@@ -346,9 +346,10 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     500 rows), ``L_unsup`` is not halved (their code's factor 0.5 is
     ``unsupervised_weight=0.5``) and Adam divides by ``sqrt(v) + 1e-8`` (torch's) rather than
     ``sqrt(v + 1e-8)``; they train 300 epochs on MNIST at a constant learning rate, as this
-    estimator does (pass ``callbacks=[LRScheduler(...)]``, skorch's, to schedule it: it
-    schedules both phases). None of these details, nor a decaying learning rate, lowered the
-    test error in skae's ablation on MNIST (one label draw; see the benchmarks).
+    estimator does by default (``lr_schedule="linear"`` decays it over the second half of the
+    epochs; ``callbacks=[LRScheduler(...)]``, skorch's, schedules it otherwise: both schedule
+    both phases). None of these details, nor that decaying learning rate, lowered the test
+    error in skae's ablation on MNIST (one label draw; see the benchmarks).
 
     References: T. Salimans, I. Goodfellow, W. Zaremba, V. Cheung, A. Radford and X. Chen,
     "Improved Techniques for Training GANs", NeurIPS 2016.

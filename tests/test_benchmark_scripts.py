@@ -48,6 +48,17 @@ def test_aae_ablation_learning_curve_and_vat_epsilon_step(tmp_path):
     assert f"{variant}: test error (%) after 1 epochs" in out.with_suffix(".md").read_text()
 
 
+def test_aae_ablation_verbose_prints_the_epoch_tables(tmp_path):
+    variant = "lr constant for half the epochs, then decaying linearly to 0"
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "2", "--labels",
+                      "50", "--variants", variant, "--verbose", "--threads", "1",
+                      "--output", tmp_path / "x")
+    assert done.returncode == 0, done.stderr
+    assert "disc_loss" in done.stdout and "sup_loss" in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert [row[0] for row in rows if row and row[0].isdigit()] == ["1", "2"]
+
+
 def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
     done = run_script("aae_ablation.py", "--dataset", "digits", "--variants", "dropout",
                       "--output", tmp_path / "x")
