@@ -248,7 +248,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         a bout of large steps in the 25th and 26th epochs (4.05 % after 30) that it recovered
         from; with 1000 labels 1.92 % after 35 epochs, then a bout that it had not recovered
         from by the 50th (3.83 %). Watch ``net_.history`` (see the AAEClassifier page of the
-        documentation).
+        documentation); ``lr_schedule="linear"`` ends on small steps (2.22 % after 20 epochs
+        against 2.39 % at the constant rate, 100 labels, seed 0, on one Intel CPU).
     batch_size : int, default=100
         Rows per minibatch; each step also draws this many labeled rows, cycling through the
         labeled set.
