@@ -53,6 +53,8 @@ class AAEModel(PhasedModel):
         self.vat_weight = vat_weight
         self.vat_epsilon = vat_epsilon
         self.vat_schedule = vat_schedule
+        if vat_schedule is not None:  # the first epoch's value until training sets each epoch's
+            self.begin_epoch(1)
         # the encoder's averaged weights, for predictions and codes (see ``encode``)
         self.average = ParameterAverage(encoder)
 
@@ -439,7 +441,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         )
 
     def _vat_epsilon_schedule(self):
-        """The model's ``vat_epsilon`` (at the first epoch) and ``vat_schedule``."""
+        """The model's ``vat_epsilon`` or, for a pair, its ``vat_schedule``."""
         eps = self.vat_epsilon
         if isinstance(eps, Real):
             return {"vat_epsilon": float(eps), "vat_schedule": None}
@@ -451,9 +453,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                 f"numbers; got {eps!r}"
             )
         early, late = (float(v) for v in values)
-        n_early = int(self.vat_early_epochs)
-        return {"vat_epsilon": early if n_early > 0 else late,
-                "vat_schedule": (early, late, n_early)}
+        return {"vat_schedule": (early, late, int(self.vat_early_epochs))}
 
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained as the paper does

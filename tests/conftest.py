@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 # One thread: steadier timings and no oversubscription on CI's 2 cores (see PERFORMANCE.md).
 torch.set_num_threads(1)
@@ -24,3 +25,20 @@ def mnist_dir():
     if not os.path.exists(os.path.join(path, "t10k-images-idx3-ubyte.gz")):
         pytest.skip("MNIST files not found (set SKAE_MNIST_DIR)")
     return path
+
+
+class SeeLr(Callback):
+    """Records each phase's learning rate at every epoch's start: ``seen[epoch][phase]``."""
+
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.seen.append({p: o.param_groups[0]["lr"] for p, o in net.phase_optimizers().items()})
+
+
+@pytest.fixture
+def see_lr():
+    """A callback recording the learning rate of every phase at each epoch's start."""
+    return SeeLr()

@@ -7,7 +7,6 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from skorch.callbacks import Callback
 
 from skae import AutoEncoderClassifier
 from skae.datasets import make_semi_supervised
@@ -70,20 +69,11 @@ def test_fine_tuning_cycles_through_few_labels(semi):
     assert clf.score(X[labeled], y_few[labeled]) == 1.0  # the 10 labels are learned
 
 
-class _SeeLr(Callback):
-    def initialize(self):
-        self.seen = []
-        return self
-
-    def on_epoch_begin(self, net, **kwargs):
-        self.seen.append({p: o.param_groups[0]["lr"] for p, o in net.phase_optimizers().items()})
-
-
-def test_linear_lr_schedule_decays_each_stage(semi):
+def test_linear_lr_schedule_decays_each_stage(semi, see_lr):
     X, _, y_semi = semi
     model = AutoEncoderClassifier(**{**TINY, "pretrain_epochs": 4, "max_epochs": 4},
-                                  lr=0.01, lr_schedule="linear", callbacks=[_SeeLr()])
-    seen = dict(model.fit(X[:200], y_semi[:200]).net_.callbacks_)["_SeeLr"].seen
+                                  lr=0.01, lr_schedule="linear", callbacks=[see_lr])
+    seen = dict(model.fit(X[:200], y_semi[:200]).net_.callbacks_)["SeeLr"].seen
     # pretraining steps the reconstruction phase, fine-tuning the supervised one
     assert [lrs["recon"] for lrs in seen[:4]] == pytest.approx([0.01, 0.01, 0.01, 0.005])
     assert [lrs["sup"] for lrs in seen[4:]] == pytest.approx([0.01, 0.01, 0.01, 0.005])

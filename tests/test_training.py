@@ -266,44 +266,35 @@ def test_lr_factor_is_constant_then_decays_linearly_over_the_second_half():
         lr_factor("cosine", 1, 4)
 
 
-class _SeeLr(Callback):
-    def initialize(self):
-        self.seen = []
-        return self
-
-    def on_epoch_begin(self, net, **kwargs):
-        self.seen.append([opt.param_groups[0]["lr"] for opt in net.phase_optimizers().values()])
-
-
-def test_linear_lr_schedule_decays_each_fit_of_every_phase():
-    net = _net(TwoPhases(), max_epochs=4, lr=0.1, lr_schedule="linear", callbacks=[_SeeLr()])
+def test_linear_lr_schedule_decays_each_fit_of_every_phase(see_lr):
+    net = _net(TwoPhases(), max_epochs=4, lr=0.1, lr_schedule="linear", callbacks=[see_lr])
     net.fit(TensorBatchDataset(_data()), None)
     net.partial_fit(TensorBatchDataset(_data()), None, epochs=5)  # its own schedule: 5 epochs
-    seen = [lr_a for lr_a, lr_b in dict(net.callbacks_)["_SeeLr"].seen]
-    assert all(lr_b == lr_a for lr_a, lr_b in dict(net.callbacks_)["_SeeLr"].seen)
+    seen = [lrs["a"] for lrs in see_lr.seen]
+    assert all(lrs["b"] == lrs["a"] for lrs in see_lr.seen)
     np.testing.assert_allclose(seen, [0.1, 0.1, 0.1, 0.05, 0.1, 0.1, 0.1, 0.2 / 3, 0.1 / 3])
 
 
-def test_linear_lr_schedule_scales_each_phase_from_its_own_rate():
+def test_linear_lr_schedule_scales_each_phase_from_its_own_rate(see_lr):
     class Scaled(TwoPhases):
         def phase_optimizer_kwargs(self, phase):
             return {"lr_scale": 0.5} if phase == "b" else {}
 
-    net = _net(Scaled(), max_epochs=5, lr=0.1, lr_schedule="linear", callbacks=[_SeeLr()])
+    net = _net(Scaled(), max_epochs=5, lr=0.1, lr_schedule="linear", callbacks=[see_lr])
     net.fit(TensorBatchDataset(_data()), None)
-    np.testing.assert_allclose(dict(net.callbacks_)["_SeeLr"].seen,
+    np.testing.assert_allclose([[lrs["a"], lrs["b"]] for lrs in see_lr.seen],
                                [[0.1, 0.05]] * 3 + [[0.2 / 3, 0.1 / 3], [0.1 / 3, 0.05 / 3]])
 
 
-def test_lr_schedule_parameter_schedules_an_estimator(digits):
+def test_lr_schedule_parameter_schedules_an_estimator(digits, see_lr):
     X, _ = digits
     kwargs = {"hidden_layer_sizes": (8,), "lr": 1e-2, "max_epochs": 4, "random_state": 0,
-              "callbacks": [_SeeLr()]}
+              "callbacks": [see_lr]}
     ae = AutoEncoder(2, lr_schedule="linear", **kwargs).fit(X[:200])
-    seen = [lr for lr, in dict(ae.net_.callbacks_)["_SeeLr"].seen]
+    seen = [lrs["recon"] for lrs in dict(ae.net_.callbacks_)["SeeLr"].seen]
     assert seen == pytest.approx([1e-2, 1e-2, 1e-2, 5e-3])
     constant = AutoEncoder(2, **kwargs).fit(X[:200])
-    assert [lr for lr, in dict(constant.net_.callbacks_)["_SeeLr"].seen] == [1e-2] * 4
+    assert [lrs["recon"] for lrs in dict(constant.net_.callbacks_)["SeeLr"].seen] == [1e-2] * 4
     # the same first half, then smaller steps: a different network
     assert not np.allclose(ae.transform(X[:20]), constant.transform(X[:20]))
 
