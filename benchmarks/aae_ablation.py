@@ -10,7 +10,9 @@ what explains the error:
 * ``confidence``: the mean of the largest predicted probability;
 * ``y use``: the reconstruction error of the test images decoded from their style code with
   the predicted class replaced by another row's, over the error with their own predicted class
-  (1.0: the decoder ignores the class code).
+  (1.0: the decoder ignores the class code);
+* ``top confusions``: the three most frequent errors, ``true>predicted count`` (a class
+  that the clusters merged with another, or split, shows here).
 
 The ``backbone='conv'`` variants fit the same rows as square images.
 
@@ -81,6 +83,7 @@ COLUMNS = [
     ("class_share_min", "class share min (%)", ".1f"),
     ("class_share_max", "class share max (%)", ".1f"),
     ("confidence", "confidence", ".3f"), ("y_use", "y use", ".3f"),
+    ("top_confusions", "top confusions"),
     ("fit_seconds", "fit time (s)", ".0f"),
 ]
 
@@ -95,8 +98,16 @@ class OnlyPhases(Callback):
         net.module_.active_phases = tuple(self.phases)
 
 
+def top_confusions(y_true, y_pred, n=3):
+    """The ``n`` most frequent errors as ``"true>predicted count"``, most frequent first."""
+    pairs, counts = np.unique(np.stack([y_true, y_pred])[:, y_true != y_pred], axis=1,
+                              return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:n]
+    return ", ".join(f"{pairs[0, i]}>{pairs[1, i]} {counts[i]}" for i in order)
+
+
 def diagnose(clf, X_test, y_test, rng):
-    """Test error, class shares, confidence and y use of a fitted AAEClassifier."""
+    """Test error, class shares, confidence, y use and top confusions of a fitted AAE."""
     proba = clf.predict_proba(X_test)
     index = proba.argmax(axis=1)
     pred = clf.classes_[index]
@@ -111,6 +122,7 @@ def diagnose(clf, X_test, y_test, rng):
         "class_share_min": float(share.min()), "class_share_max": float(share.max()),
         "confidence": float(proba.max(axis=1).mean()),
         "y_use": recon_error(rng.permutation(pred)) / recon_error(pred),
+        "top_confusions": top_confusions(y_test, pred),
     }
 
 

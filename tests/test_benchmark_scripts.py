@@ -31,6 +31,10 @@ def test_aae_ablation_writes_one_row_per_variant(tmp_path):
         assert 0.0 <= row["test_error"] <= 100.0
         assert 0.0 <= row["class_share_min"] <= 10.0 <= row["class_share_max"] <= 100.0
         assert 0.1 <= row["confidence"] <= 1.0 and row["y_use"] > 0
+        # the three most frequent errors, "true>predicted count", most frequent first
+        counts = [int(pair.split()[1]) for pair in row["top_confusions"].split(", ")]
+        assert len(counts) == 3 and counts == sorted(counts, reverse=True)
+        assert sum(counts) <= round(row["test_error"] / 100 * 2000)
     assert "aae_ablation.py --dataset digits" in result["command"]
     assert "| default |" in out.with_suffix(".md").read_text()
 
