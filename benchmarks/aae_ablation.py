@@ -51,6 +51,8 @@ VARIANTS = [
     ("default", {}, None, None),
     ("discriminator_noise=0", {"discriminator_noise": 0.0}, None, None),
     ("reconstruct_labeled=True", {"reconstruct_labeled": True}, None, None),
+    ("supervised_weight=3", {"supervised_weight": 3.0}, None, None),
+    ("supervised_weight=10", {"supervised_weight": 10.0}, None, None),
     ("ema_decay=0", {"ema_decay": 0.0}, None, None),
     ("vat_weight=0", {"vat_weight": 0.0}, None, None),
     ("vat_epsilon=0.1", {"vat_epsilon": 0.1}, None, None),
