@@ -23,6 +23,7 @@ Example::
 """
 
 import argparse
+import ast
 import math
 import time
 import warnings
@@ -61,15 +62,18 @@ VARIANTS = [
     ("vat_epsilon=0.4", {"vat_epsilon": 0.4}, None, None),
     ("vat_epsilon 0.4 for 5 epochs, then 0.2",
      {"vat_epsilon": (0.4, 0.2), "vat_early_epochs": 5}, None, None),
+    ("vat_epsilon 0.6 for 5 epochs, then 0.2",
+     {"vat_epsilon": (0.6, 0.2), "vat_early_epochs": 5}, None, None),
     ("the paper's phases (discriminator_noise=0, vat_weight=0, ema_decay=0)",
      {"discriminator_noise": 0.0, "vat_weight": 0.0, "ema_decay": 0.0}, None, None),
     ("noise=0.3", {"noise": 0.3}, None, None),
     ("n_components=2", {"n_components": 2}, None, None),
     ("n_components=4", {"n_components": 4}, None, None),
     ("lr=3e-4", {"lr": 3e-4}, None, None),
-    ("lr decaying linearly to 0", {}, None, _linear_decay),
+    ("lr decaying linearly to 0", {"lr_schedule": "constant"}, None, _linear_decay),
     ("lr constant for half the epochs, then decaying linearly to 0", {"lr_schedule": "linear"},
      None, None),
+    ("lr_schedule='constant'", {"lr_schedule": "constant"}, None, None),
     ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None,
      None),
     ("no reconstruction phase", {}, ("disc", "gen", "sup"), None),
@@ -128,6 +132,17 @@ def diagnose(clf, X_test, y_test, rng):
     }
 
 
+def parameter(text):
+    """``NAME=VALUE`` from the command line: VALUE a Python literal, or else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_io_arguments(parser, "results/aae_ablation")
@@ -142,6 +157,10 @@ def main():
                         "learning curve in the results)")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
+    parser.add_argument("--set", type=parameter, action="append", default=[],
+                        metavar="NAME=VALUE", help="an AAEClassifier parameter for every "
+                        "variant (a variant's own settings take precedence), e.g. "
+                        "--set lr_schedule=constant; repeat for more")
     parser.add_argument("--verbose", action="store_true",
                         help="print each fit's epoch table (skorch's, every phase's loss)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -171,7 +190,8 @@ def main():
             callbacks.append(schedule(args.epochs))
         if args.eval_every:
             callbacks.append(TestError.for_fit(clf, y_semi, X_score, y_test, args.eval_every))
-        clf.set_params(**params, callbacks=callbacks or None, verbose=int(args.verbose))
+        clf.set_params(**{**dict(args.set), **params}, callbacks=callbacks or None,
+                       verbose=int(args.verbose))
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # collapse shows in the table
@@ -188,6 +208,8 @@ def main():
              f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
+    if args.set:
+        notes[0] += "; for every variant " + ", ".join(f"{k}={v!r}" for k, v in args.set)
     notes += [f"{row['variant']}: {curve_text(row['curve'])}" for row in rows if row.get("curve")]
     title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
     if args.variants:

@@ -23,7 +23,7 @@ ordinary training.
 constant for the first half of the epochs of each ``fit_loop`` (each ``fit``, or each stage of
 a staged fit), then decreasing linearly towards 0. It sets the rate at the start of every
 epoch, so it takes the place of a learning-rate callback such as skorch's ``LRScheduler``
-(which works with the default ``"constant"``).
+(which works with the default ``"constant"``; with ``"linear"`` one is refused at ``fit``).
 
 On a CUDA device (``cuda_graphs=True``, the default), each training step is recorded once as
 a CUDA graph and then replayed, batch after batch: a small network's step is bound by the
@@ -50,6 +50,7 @@ import warnings
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import LRScheduler
 from torch.utils.data import Dataset
 
 __all__ = [
@@ -363,6 +364,18 @@ class TrainingNet(NeuralNet):
             )
             return
         entry.update(graph=graph, inputs=inputs, outputs=outputs, hyper=hyper, replays=0)
+
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        if self.lr_schedule != "constant":
+            clashing = [name for name, cb in self.callbacks_ if isinstance(cb, LRScheduler)]
+            if clashing:
+                raise ValueError(
+                    f"lr_schedule={self.lr_schedule!r} sets the learning rate at every epoch, "
+                    f"so the callback {clashing[0]!r} (an LRScheduler) would be overridden; "
+                    "pass lr_schedule='constant' to schedule the rate with a callback"
+                )
+        return self
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)  # opens the epoch's history row

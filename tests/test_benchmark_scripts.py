@@ -63,6 +63,23 @@ def test_aae_ablation_verbose_prints_the_epoch_tables(tmp_path):
     assert [row[0] for row in rows if row and row[0].isdigit()] == ["1", "2"]
 
 
+def test_aae_ablation_sets_a_parameter_for_every_variant(tmp_path):
+    out = tmp_path / "x"
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "2", "--labels",
+                      "50", "--variants", "default", "lr_schedule='constant'", "--set",
+                      "lr_schedule=constant", "--set", "vat_epsilon=(0.3, 0.1)", "--threads",
+                      "1", "--output", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["notes"][0].endswith(
+        "for every variant lr_schedule='constant', vat_epsilon=(0.3, 0.1)")
+    default, constant = ({k: v for k, v in row.items() if k != "fit_seconds"}
+                         for row in result["rows"])
+    assert {**default, "variant": None} == {**constant, "variant": None}  # the same fit
+    bad = run_script("aae_ablation.py", "--dataset", "digits", "--set", "lr_schedule")
+    assert bad.returncode == 2 and "expected NAME=VALUE" in bad.stderr
+
+
 def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
     done = run_script("aae_ablation.py", "--dataset", "digits", "--variants", "dropout",
                       "--output", tmp_path / "x")

@@ -10,7 +10,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
 from torch.utils.data import DataLoader
 
-from skae import AutoEncoder, DivergenceError
+from skae import AAEClassifier, AutoEncoder, DivergenceError
 from skae._training import (
     LR_SCHEDULES,
     PhasedModel,
@@ -284,6 +284,21 @@ def test_linear_lr_schedule_scales_each_phase_from_its_own_rate(see_lr):
     net.fit(TensorBatchDataset(_data()), None)
     np.testing.assert_allclose([[lrs["a"], lrs["b"]] for lrs in see_lr.seen],
                                [[0.1, 0.05]] * 3 + [[0.2 / 3, 0.1 / 3], [0.1 / 3, 0.05 / 3]])
+
+
+def test_linear_lr_schedule_refuses_an_lr_scheduler_callback(digits):
+    scheduler = LRScheduler(torch.optim.lr_scheduler.StepLR, step_size=1)
+    net = _net(TwoPhases(), max_epochs=2, lr=0.1, lr_schedule="linear", callbacks=[scheduler])
+    with pytest.raises(ValueError, match="lr_schedule='linear' sets the learning rate.*"
+                       "LRScheduler.*lr_schedule='constant'"):
+        net.fit(TensorBatchDataset(_data()), None)
+    X, y = digits  # an estimator whose default is "linear" says the same
+    with pytest.raises(ValueError, match="pass lr_schedule='constant'"):
+        AAEClassifier(hidden_layer_sizes=(8,), discriminator_hidden_sizes=(8,), max_epochs=1,
+                      callbacks=[scheduler]).fit(X[:100], y[:100])
+    constant = _net(TwoPhases(), max_epochs=2, lr=0.1, callbacks=[scheduler])
+    constant.fit(TensorBatchDataset(_data()), None)  # the callback's own schedule
+    assert constant.optimizer_a_.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1 ** 2)
 
 
 def test_lr_schedule_parameter_schedules_an_estimator(digits, see_lr):
