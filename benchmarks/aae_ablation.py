@@ -36,7 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
 
-from skae.benchmark import TestError, make_model
+from skae.benchmark import TestError, make_model, top_confusions
 from skae.datasets import make_semi_supervised
 
 
@@ -104,14 +104,6 @@ class OnlyPhases(Callback):
         net.module_.active_phases = tuple(self.phases)
 
 
-def top_confusions(y_true, y_pred, n=3):
-    """The ``n`` most frequent errors as ``"true>predicted count"``, most frequent first."""
-    pairs, counts = np.unique(np.stack([y_true, y_pred])[:, y_true != y_pred], axis=1,
-                              return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:n]
-    return ", ".join(f"{pairs[0, i]}>{pairs[1, i]} {counts[i]}" for i in order)
-
-
 def diagnose(clf, X_test, y_test, rng):
     """Test error, class shares, confidence, y use and top confusions of a fitted AAE."""
     proba = clf.predict_proba(X_test)
@@ -128,7 +120,8 @@ def diagnose(clf, X_test, y_test, rng):
         "class_share_min": float(share.min()), "class_share_max": float(share.max()),
         "confidence": float(proba.max(axis=1).mean()),
         "y_use": recon_error(rng.permutation(pred)) / recon_error(pred),
-        "top_confusions": top_confusions(y_test, pred),
+        "top_confusions": ", ".join(f"{true}>{predicted} {count}"
+                                    for true, predicted, count in top_confusions(y_test, pred)),
     }
 
 
