@@ -40,14 +40,21 @@ from skae.benchmark import TestError, make_model, top_confusions
 from skae.datasets import make_semi_supervised
 
 
-def _linear_decay(epochs):
+def _linear_decay(epochs, steps_per_epoch):
     """A learning rate decaying linearly to 0 over ``epochs``."""
     return LRScheduler(LinearLR, start_factor=1.0, end_factor=0.0, total_iters=epochs)
 
 
-#: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four; ``schedule(epochs)``
-#: is a callback changing a setting over the epochs (the learning rate), None keeps the
-#: settings constant.
+def _warmup(epochs, steps_per_epoch):
+    """A warm-up: the learning rate from ``lr / steps_per_epoch`` at the first step up by equal
+    steps to ``lr`` at the first step of the second epoch, then constant."""
+    return LRScheduler(LinearLR, start_factor=1.0 / steps_per_epoch, end_factor=1.0,
+                       total_iters=steps_per_epoch, step_every="batch")
+
+
+#: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four;
+#: ``schedule(epochs, steps_per_epoch)`` is a callback changing a setting over the training
+#: (the learning rate), None keeps the settings constant.
 VARIANTS = [
     ("default", {}, None, None),
     ("discriminator_noise=0", {"discriminator_noise": 0.0}, None, None),
@@ -71,6 +78,7 @@ VARIANTS = [
     ("n_components=4", {"n_components": 4}, None, None),
     ("lr=3e-4", {"lr": 3e-4}, None, None),
     ("lr decaying linearly to 0", {"lr_schedule": "constant"}, None, _linear_decay),
+    ("lr warming up linearly over the first epoch", {"lr_schedule": "constant"}, None, _warmup),
     ("lr constant for half the epochs, then decaying linearly to 0", {"lr_schedule": "linear"},
      None, None),
     ("lr_schedule='constant'", {"lr_schedule": "constant"}, None, None),
@@ -145,6 +153,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--test-rows", type=int, default=2000, help="test images scored")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
+    parser.add_argument("--model-seed", type=int, default=None,
+                        help="seed of the models alone (default: --seed): another "
+                        "initialization and order of the batches for the same draw of labels")
     parser.add_argument("--eval-every", type=int, default=None, metavar="N",
                         help="also score each variant on the test rows every N epochs (a "
                         "learning curve in the results)")
@@ -172,7 +183,8 @@ def main():
     for name, params, phases, schedule in VARIANTS:
         if args.variants and name not in args.variants:
             continue
-        clf = make_model("AAEClassifier", dataset=args.dataset, random_state=args.seed,
+        model_seed = args.seed if args.model_seed is None else args.model_seed
+        clf = make_model("AAEClassifier", dataset=args.dataset, random_state=model_seed,
                          max_epochs=args.epochs)
         X_fit, X_score = X, X_test
         if params.get("backbone") == "conv":  # square images from rows of pixels
@@ -180,7 +192,7 @@ def main():
             X_fit, X_score = X.reshape(-1, side, side), X_test.reshape(-1, side, side)
         callbacks = [] if phases is None else [OnlyPhases(phases)]
         if schedule is not None:
-            callbacks.append(schedule(args.epochs))
+            callbacks.append(schedule(args.epochs, math.ceil(len(X_fit) / clf.batch_size)))
         if args.eval_every:
             callbacks.append(TestError.for_fit(clf, y_semi, X_score, y_test, args.eval_every))
         clf.set_params(**{**dict(args.set), **params}, callbacks=callbacks or None,
@@ -201,6 +213,8 @@ def main():
              f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
+    if args.model_seed is not None:
+        notes[0] += f"; the models seeded with {args.model_seed} (initialization, batches)"
     if args.set:
         notes[0] += "; for every variant " + ", ".join(f"{k}={v!r}" for k, v in args.set)
     notes += [f"{row['variant']}: {curve_text(row['curve'])}" for row in rows if row.get("curve")]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -163,3 +164,64 @@ def test_result_paths_take_the_name_with_or_without_suffix():
     assert result_paths("out/a.md") == expected
     assert result_paths("out/a.json") == expected
     assert result_paths("out/a.v2") == (Path("out", "a.v2.md"), Path("out", "a.v2.json"))
+
+
+def test_label_draws_scores_each_draw_with_one_nearest_neighbour(tmp_path):
+    out = tmp_path / "draws"
+    done = run_script("label_draws.py", "--dataset", "digits", "--labels", "30", "--seeds", "3",
+                      "--pair", "1", "8", "--output", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [row["seed"] for row in result["rows"]] == [0, 1, 2]
+    n_test = int(re.search(r"scored on the (\d+) test rows", result["notes"][0])[1])
+    for row in result["rows"]:
+        errors = round(row["test_error"] / 100 * n_test)
+        assert 0 <= row["pair_errors"] <= errors
+        counts = [int(pair.split()[1]) for pair in row["top_confusions"].split(", ")]
+        assert counts == sorted(counts, reverse=True) and sum(counts) <= errors
+    assert "| 1<->8 errors |" in out.with_suffix(".md").read_text()
+    # the draws differ, so their scores do
+    assert len({row["test_error"] for row in result["rows"]}) > 1
+
+
+def test_aae_ablation_model_seed_and_warmup(tmp_path):
+    out = tmp_path / "x"
+    variant = "lr warming up linearly over the first epoch"
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "2", "--labels",
+                      "50", "--variants", variant, "--model-seed", "3", "--threads", "1",
+                      "--output", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [row["variant"] for row in result["rows"]] == [variant]
+    assert result["notes"][0].endswith("the models seeded with 3 (initialization, batches)")
+
+
+def test_aae_ablation_warmup_raises_the_rate_over_the_first_epoch():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from aae_ablation import _warmup
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from sklearn.datasets import load_digits
+    from skorch.callbacks import Callback
+
+    from skae import AAEClassifier
+    from skae.datasets import make_semi_supervised
+
+    class BatchLr(Callback):
+        def initialize(self):
+            self.seen = []
+            return self
+
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                self.seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16.0, make_semi_supervised(y[:200], 20, random_state=0)
+    clf = AAEClassifier(hidden_layer_sizes=(16,), discriminator_hidden_sizes=(8,),
+                        max_epochs=2, batch_size=50, lr=0.01, lr_schedule="constant",
+                        random_state=0, callbacks=[_warmup(2, 4), BatchLr()]).fit(X, y)
+    (record,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, BatchLr)]  # fit's clone
+    # 4 batches an epoch: from lr / 4 up by equal steps, lr from the second epoch on
+    np.testing.assert_allclose(record.seen, [0.0025, 0.004375, 0.00625, 0.008125] + [0.01] * 4)
