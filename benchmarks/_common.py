@@ -5,6 +5,8 @@ Each script builds a list of rows (dicts) and a list of columns, then calls
 ``(key, title)`` or ``(key, title, format_spec)`` tuple.
 """
 
+import argparse
+import ast
 import datetime
 import json
 import os
@@ -39,6 +41,18 @@ def main_guard(main):
         return main()
     except BenchmarkError as exc:
         sys.exit(f"error: {exc}")
+
+
+def parameter(text):
+    """``NAME=VALUE`` from the command line (``--set``): VALUE a Python literal, or else a
+    string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 def command_line():

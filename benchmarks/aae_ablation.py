@@ -23,7 +23,6 @@ Example::
 """
 
 import argparse
-import ast
 import math
 import time
 import warnings
@@ -31,7 +30,8 @@ import warnings
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import curve_text, main_guard, print_table, result_paths, write_results
+from _common import curve_text, main_guard, parameter, print_table, result_paths
+from _common import write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
@@ -131,17 +131,6 @@ def diagnose(clf, X_test, y_test, rng):
         "top_confusions": ", ".join(f"{true}>{predicted} {count}"
                                     for true, predicted, count in top_confusions(y_test, pred)),
     }
-
-
-def parameter(text):
-    """``NAME=VALUE`` from the command line: VALUE a Python literal, or else a string."""
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def main():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, machine_info, main_guard
-from _common import curve_text, print_table, result_paths, write_results
+from _common import curve_text, parameter, print_table, result_paths, write_results
 
 from skae.benchmark import MODELS, run_semi_supervised, summarize
 
@@ -65,6 +65,10 @@ def main():
     parser.add_argument("--no-cuda-graphs", action="store_true",
                         help="train skae's models with cuda_graphs=False (on a GPU: the step "
                         "launched kernel by kernel, to compare)")
+    parser.add_argument("--set", type=parameter, action="append", default=[],
+                        metavar="NAME=VALUE", help="a parameter for every model that has it "
+                        "(the others keep their configuration), e.g. --set "
+                        "lr_schedule=constant; repeat for more")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args()
@@ -79,7 +83,7 @@ def main():
             seeds=args.seeds, device=args.device, models=args.models,
             max_epochs=args.epochs, quiet=args.quiet, first_seed=args.first_seed,
             eval_every=args.eval_every, checkpoint_dir=args.checkpoint_dir,
-            cuda_graphs=not args.no_cuda_graphs,
+            cuda_graphs=not args.no_cuda_graphs, params=dict(args.set),
             callback=lambda r: print(
                 f"{r['model']} labels={r['n_labeled']} seed={r['seed']}: "
                 f"{r['test_error']:.2f}% in {r['fit_seconds']:.0f}s", flush=True),
@@ -90,6 +94,9 @@ def main():
     print_table(summary, COLUMNS)
     notes = [f"dataset {args.dataset}; deep-model epochs: "
              f"{args.epochs if args.epochs else 'the documented defaults'}"]
+    if args.set:
+        notes.append("for every model that has them: "
+                     + ", ".join(f"{k}={v!r}" for k, v in args.set))
     if args.no_cuda_graphs:
         notes.append("skae's models trained with cuda_graphs=False")
     if args.checkpoint_dir:

@@ -108,7 +108,7 @@ def _epochs(max_epochs):
 def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=1,
                         device="cpu", models=None, max_epochs=None, quiet=False,
                         callback=None, first_seed=0, eval_every=None,
-                        checkpoint_dir=None, cuda_graphs=True):
+                        checkpoint_dir=None, cuda_graphs=True, params=None):
     """Fit every model on every seed's labeled draw; returns one dict per (labels, model, seed).
 
     ``n_labeled`` is a number of labeled training rows or a list of them (the data is read
@@ -133,13 +133,23 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     finished run is only scored again).
 
     ``cuda_graphs=False`` trains skae's models without CUDA graphs (see ``make_model``).
+
+    ``params`` (a dict) sets parameters of the benchmark's configuration, each on every model
+    that has it (e.g. ``{"lr_schedule": "constant"}`` for skae's models); a name that none of
+    ``models`` has is a ``ValueError``.
     """
     from .datasets import make_semi_supervised
 
     if eval_every is not None and not (isinstance(eval_every, Integral) and eval_every >= 1):
         raise ValueError(f"eval_every must be a positive integer or None, got {eval_every!r}")
-    X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
     models = MODELS if models is None else models
+    params = dict(params or {})
+    known = {name: set(make_model(name, dataset=dataset).get_params(deep=False))
+             for name in models}
+    unknown = [key for key in params if not any(key in names for names in known.values())]
+    if unknown:
+        raise ValueError(f"no model among {list(models)} has the parameters {unknown}")
+    X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
     rows = []
     for n_labeled, seed in product(np.atleast_1d(n_labeled).tolist(),
                                    range(first_seed, first_seed + seeds)):
@@ -149,6 +159,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
             model = make_model(name, dataset=dataset, device=device, random_state=seed,
                                max_epochs=max_epochs, verbose=0 if quiet else 1,
                                cuda_graphs=cuda_graphs)
+            model.set_params(**{k: v for k, v in params.items() if k in known[name]})
             deep = hasattr(model, "_class_logits")
             curve = None
             if deep and checkpoint_dir is not None:

@@ -84,6 +84,30 @@ def test_run_semi_supervised_first_seed():
     assert [r["seed"] for r in rows] == [5, 6]
 
 
+def test_run_semi_supervised_params_set_each_model_that_has_them(monkeypatch):
+    from skae import benchmark
+
+    fitted = []
+    real = benchmark.make_model
+
+    def spy(*args, **kwargs):
+        model = real(*args, **kwargs)
+        fitted.append(model)
+        return model
+
+    monkeypatch.setattr(benchmark, "make_model", spy)
+    run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=1, quiet=True,
+                        models=["AAEClassifier", "LabelSpreading"],
+                        params={"lr_schedule": "constant", "noise": 0.1})
+    aae, spreading = fitted[-2:]  # the models fitted (after the ones asked for their params)
+    assert aae.lr_schedule == "constant" and aae.noise == 0.1
+    assert spreading.get_params() == real("LabelSpreading", dataset="digits").get_params()
+    with pytest.raises(ValueError, match=r"no model among \['LabelSpreading'\] has the "
+                       r"parameters \['lr_schedule'\]"):
+        run_semi_supervised(dataset="digits", models=["LabelSpreading"],
+                            params={"lr_schedule": "constant"})
+
+
 def test_run_semi_supervised_several_label_counts_read_the_data_once(monkeypatch):
     from skae import benchmark
 

@@ -125,6 +125,20 @@ def test_semi_supervised_script_on_digits(tmp_path):
     text = out.with_suffix(".md").read_text()
     assert "AAEClassifier, 50 labels, seed 0: test error (%) after 1 epochs " in text
     assert "trained with cuda_graphs=False" in text
+    bad = run_script("semi_supervised.py", "--dataset", "digits", "--models", "LabelSpreading",
+                     "--set", "lr_schedule=constant", "--output", out)
+    assert bad.returncode == 1 and "has the parameters ['lr_schedule']" in bad.stderr
+
+
+def test_semi_supervised_script_sets_a_parameter(tmp_path):
+    out = tmp_path / "semi"
+    done = run_script("semi_supervised.py", "--dataset", "digits", "--labels", "50",
+                      "--epochs", "1", "--quiet", "--models", "AAEClassifier",
+                      "--set", "lr_schedule=constant", "--set", "vat_epsilon=(0.3, 0.1)",
+                      "--output", out)
+    assert done.returncode == 0, done.stderr
+    text = out.with_suffix(".md").read_text()
+    assert "for every model that has them: lr_schedule='constant', vat_epsilon=(0.3, 0.1)" in text
 
 
 def test_overhead_script_on_digits_with_the_old_option_names(tmp_path):
