@@ -23,6 +23,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from skae.benchmark import top_confusions
 from skae.datasets import make_semi_supervised
 
+
 def columns(pair):
     """The table's columns, the pair's errors named by its classes."""
     return [("seed", "seed"), ("test_error", "1-NN test error (%)", ".2f"),
