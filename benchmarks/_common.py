@@ -55,6 +55,14 @@ def parameter(text):
         return name, value
 
 
+def confusions_text(y_true, y_pred):
+    """The three most frequent errors as ``"true>predicted count, ..."`` (a table cell)."""
+    from skae.benchmark import top_confusions
+
+    return ", ".join(f"{true}>{predicted} {count}"
+                     for true, predicted, count in top_confusions(y_true, y_pred))
+
+
 def command_line():
     """The command that is running, as it can be pasted into a shell."""
     return shlex.join([Path(sys.executable).name, *sys.argv])

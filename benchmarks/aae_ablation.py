@@ -29,14 +29,14 @@ import warnings
 
 import numpy as np
 import torch
-from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import curve_text, main_guard, parameter, print_table, result_paths
+from _common import BenchmarkError, add_io_arguments, command_line, confusions_text, curve_text
+from _common import load_data, machine_info, main_guard, parameter, print_table, result_paths
 from _common import write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
 
-from skae.benchmark import TestError, make_model, top_confusions
+from skae.benchmark import TestError, make_model
 from skae.datasets import make_semi_supervised
 
 
@@ -128,8 +128,7 @@ def diagnose(clf, X_test, y_test, rng):
         "class_share_min": float(share.min()), "class_share_max": float(share.max()),
         "confidence": float(proba.max(axis=1).mean()),
         "y_use": recon_error(rng.permutation(pred)) / recon_error(pred),
-        "top_confusions": ", ".join(f"{true}>{predicted} {count}"
-                                    for true, predicted, count in top_confusions(y_test, pred)),
+        "top_confusions": confusions_text(y_test, pred),
     }
 
 

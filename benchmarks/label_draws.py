@@ -16,11 +16,10 @@ Example::
 import argparse
 
 import numpy as np
-from _common import add_io_arguments, command_line, load_data, machine_info, main_guard
-from _common import print_table, result_paths, write_results
+from _common import add_io_arguments, command_line, confusions_text, load_data, machine_info
+from _common import main_guard, print_table, result_paths, write_results
 from sklearn.neighbors import KNeighborsClassifier
 
-from skae.benchmark import top_confusions
 from skae.datasets import make_semi_supervised
 
 
@@ -42,8 +41,7 @@ def score_draw(X, y, X_test, y_test, n_labeled, seed, pair):
         "test_error": 100.0 * float(np.mean(pred != y_test)),
         "pair_errors": int(np.sum((y_test == a) & (pred == b)) +
                            np.sum((y_test == b) & (pred == a))),
-        "top_confusions": ", ".join(f"{true}>{predicted} {count}"
-                                    for true, predicted, count in top_confusions(y_test, pred)),
+        "top_confusions": confusions_text(y_test, pred),
     }
 
 

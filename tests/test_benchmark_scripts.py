@@ -12,6 +12,15 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def from_benchmarks(module, name):
+    """``name`` from the script module ``module`` of ``benchmarks/``."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return getattr(__import__(module), name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
 def run_script(name, *args):
     return subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)],
                           capture_output=True, text=True, timeout=300)
@@ -168,11 +177,7 @@ def test_transformers_script_on_digits(tmp_path):
 
 
 def test_result_paths_take_the_name_with_or_without_suffix():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from _common import result_paths
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    result_paths = from_benchmarks("_common", "result_paths")
     expected = (Path("out", "a.md"), Path("out", "a.json"))
     assert result_paths("out/a") == expected
     assert result_paths("out/a.md") == expected
@@ -208,14 +213,16 @@ def test_aae_ablation_model_seed_and_warmup(tmp_path):
     result = json.loads(out.with_suffix(".json").read_text())
     assert [row["variant"] for row in result["rows"]] == [variant]
     assert result["notes"][0].endswith("the models seeded with 3 (initialization, batches)")
+    # the same draw of labels, the models of seed 0: another fit
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "2", "--labels",
+                      "50", "--variants", variant, "--threads", "1", "--output", out)
+    assert done.returncode == 0, done.stderr
+    (seed0,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert seed0["confidence"] != result["rows"][0]["confidence"]
 
 
 def test_aae_ablation_warmup_raises_the_rate_over_the_first_epoch():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from aae_ablation import _warmup
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    _warmup = from_benchmarks("aae_ablation", "_warmup")
     from sklearn.datasets import load_digits
     from skorch.callbacks import Callback
 
