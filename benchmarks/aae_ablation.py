@@ -14,7 +14,8 @@ what explains the error:
 * ``top confusions``: the three most frequent errors, ``true>predicted count`` (a class
   that the clusters merged with another, or split, shows here).
 
-The ``backbone='conv'`` variants fit the same rows as square images.
+The ``backbone='conv'`` and ``max_shift`` variants (and ``--set max_shift=...``) fit the same
+rows as square images.
 
 Example::
 
@@ -88,6 +89,8 @@ VARIANTS = [
     ("no adversarial phases", {}, ("recon", "sup"), None),
     ("supervised phase only", {}, ("sup",), None),
     ("backbone='conv' (images)", {"backbone": "conv"}, None, None),
+    ("max_shift=2 (images)", {"max_shift": 2.0}, None, None),
+    ("max_shift=3 (images)", {"max_shift": 3.0}, None, None),
     ("backbone='conv', activation='leaky_relu'", {"backbone": "conv", "activation": "leaky_relu"},
      None, None),
 ]
@@ -175,15 +178,16 @@ def main():
         clf = make_model("AAEClassifier", dataset=args.dataset, random_state=model_seed,
                          max_epochs=args.epochs)
         X_fit, X_score = X, X_test
-        if params.get("backbone") == "conv":  # square images from rows of pixels
-            side = math.isqrt(X.shape[1])
+        merged = {**dict(args.set), **params}
+        if merged.get("backbone") == "conv" or merged.get("max_shift"):
+            side = math.isqrt(X.shape[1])  # square images from rows of pixels
             X_fit, X_score = X.reshape(-1, side, side), X_test.reshape(-1, side, side)
         callbacks = [] if phases is None else [OnlyPhases(phases)]
         if schedule is not None:
             callbacks.append(schedule(args.epochs, math.ceil(len(X_fit) / clf.batch_size)))
         if args.eval_every:
             callbacks.append(TestError.for_fit(clf, y_semi, X_score, y_test, args.eval_every))
-        clf.set_params(**{**dict(args.set), **params}, callbacks=callbacks or None,
+        clf.set_params(**merged, callbacks=callbacks or None,
                        verbose=int(args.verbose))
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -197,8 +201,8 @@ def main():
         rows.append(row)
     print_table(rows, COLUMNS)
     data = f"{'MNIST' if args.dataset == 'mnist' else args.dataset}, {len(X)} training rows"
-    notes = [f"AAEClassifier as in skae.benchmark.make_model (loss='bce'), {args.epochs} "
-             f"epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
+    notes = [f"AAEClassifier as in skae.benchmark.make_model (loss='bce', backbone='mlp'), "
+             f"{args.epochs} epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
     if args.model_seed is not None:

@@ -83,7 +83,9 @@ def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epoch
                       "max_epochs": 100}
         else:  # MNIST: the estimator's defaults (50 epochs)
             params = {}
-        return AAEClassifier(loss="bce", **{**params, **common, **_epochs(max_epochs)})
+        # the paper's MLP, on rows of pixels or on images alike
+        return AAEClassifier(loss="bce", backbone="mlp",
+                             **{**params, **common, **_epochs(max_epochs)})
     if name == "GANClassifier":
         params = {"max_epochs": 100 if small else 300}
         return GANClassifier(**{**params, **common, **_epochs(max_epochs)})
@@ -134,6 +136,9 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
 
     ``cuda_graphs=False`` trains skae's models without CUDA graphs (see ``make_model``).
 
+    A model with ``max_shift > 0`` (the AAEClassifier's shifts of images) is fitted and scored
+    on images ``(n, H, W)``, the others on rows of pixels.
+
     ``params`` (a dict) sets parameters of the benchmark's configuration, each on every model
     that has it (e.g. ``{"lr_schedule": "constant"}`` for skae's models); a name that none of
     ``models`` has is a ``ValueError``.
@@ -149,7 +154,10 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     unknown = [key for key in params if not any(key in names for names in known.values())]
     if unknown:
         raise ValueError(f"no model among {list(models)} has the parameters {unknown}")
-    X_train, y_train, X_test, y_test = load_split(dataset, data_dir)
+    # images for the models that shift them (max_shift), rows of pixels for the others
+    images_train, y_train, images_test, y_test = load_split(dataset, data_dir, flatten=False)
+    rows_train = images_train.reshape(len(images_train), -1)
+    rows_test = images_test.reshape(len(images_test), -1)
     rows = []
     for n_labeled, seed in product(np.atleast_1d(n_labeled).tolist(),
                                    range(first_seed, first_seed + seeds)):
@@ -161,6 +169,10 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                                cuda_graphs=cuda_graphs)
             model.set_params(**{k: v for k, v in params.items() if k in known[name]})
             deep = hasattr(model, "_class_logits")
+            if getattr(model, "max_shift", 0):
+                X_train, X_test = images_train, images_test
+            else:
+                X_train, X_test = rows_train, rows_test
             curve = None
             if deep and checkpoint_dir is not None:
                 path = Path(checkpoint_dir, f"{name}_{dataset}_{n_labeled}_{seed}.joblib")

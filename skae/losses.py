@@ -15,6 +15,7 @@ __all__ = [
     "masked_cross_entropy",
     "improved_gan_losses",
     "feature_matching",
+    "consistency_loss",
     "virtual_adversarial_loss",
 ]
 
@@ -103,6 +104,18 @@ def improved_gan_losses(logits_lab, y_lab, logits_unl, logits_fake):
 def feature_matching(features_real, features_fake):
     """Feature-matching generator loss: ``|| mean f(x) - mean f(G(z)) ||^2`` (mean over units)."""
     return (features_real.mean(dim=0) - features_fake.mean(dim=0)).square().mean()
+
+
+def consistency_loss(forward, x, x_other):
+    """``KL(p(y|x) || p(y|x_other))`` averaged over the rows, ``p(y|x)`` held fixed.
+
+    ``p(y|x) = softmax(forward(x))``. With ``x_other`` a transformed copy of ``x`` (e.g. shifted
+    images), it asks the classifier to predict alike for both, and needs no label.
+    """
+    with torch.no_grad():
+        log_p = forward(x).log_softmax(dim=1)
+    return F.kl_div(forward(x_other).log_softmax(dim=1), log_p, log_target=True,
+                    reduction="batchmean")
 
 
 def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):

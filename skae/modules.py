@@ -26,6 +26,7 @@ __all__ = [
     "ConvDecoder",
     "build_encoder",
     "build_decoder",
+    "random_shift",
 ]
 
 ACTIVATIONS = {
@@ -223,6 +224,26 @@ def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activati
     if tied_to is not None:
         return TiedMLPDecoder(tied_to, output_shape, activation)
     return MLPDecoder(n_inputs, tuple(hidden_layer_sizes)[::-1], output_shape, activation)
+
+
+def random_shift(x, max_shift):
+    """Each image of ``x`` translated by its own random offset, bilinearly, zeros filling in.
+
+    The offsets along the height and the width are uniform in ``[-max_shift, max_shift]``
+    pixels (fractions of a pixel too). ``x`` is ``(n, H, W)`` or ``(n, C, H, W)``; the result
+    has its shape.
+    """
+    images = x if x.dim() == 4 else x.unsqueeze(1)
+    n, _, h, w = images.shape
+    # affine_grid's coordinates run over [-1, 1]: one pixel is 2 / size
+    pixels = torch.tensor([2.0 / w, 2.0 / h], dtype=x.dtype, device=x.device)
+    offset = (2 * torch.rand(n, 2, 1, dtype=x.dtype, device=x.device) - 1) * max_shift
+    identity = torch.eye(2, dtype=x.dtype, device=x.device).expand(n, 2, 2)
+    theta = torch.cat([identity, offset * pixels.view(1, 2, 1)], dim=2)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    shifted = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+    return shifted.view_as(x)
 
 
 class _WeightNormLinearFn(torch.autograd.Function):

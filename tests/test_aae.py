@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
 from skae import AAEClassifier, losses
+from skae.modules import random_shift
 
 TINY = {"hidden_layer_sizes": (16,), "discriminator_hidden_sizes": (8,), "max_epochs": 1,
         "random_state": 0}
@@ -295,6 +296,50 @@ def test_supervised_phase_adds_the_virtual_adversarial_loss_of_all_rows(semi, aa
     other_ce = torch.nn.functional.cross_entropy(model.class_logits(x_lab),
                                                  (y_lab + 1) % len(aae.classes_))
     assert other.item() - other_ce.item() == pytest.approx(2.0 * vat.item(), rel=1e-4)
+
+
+def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_consistency(
+        semi, aae):
+    X, y, y_semi = semi
+    assert (aae.max_shift, aae.consistency_weight) == (0.0, 1.0)  # the defaults: no shift
+    labeled = np.flatnonzero(y_semi != -1)[:7]
+    # the MLP encoder flattens its input: the fitted model reads the digits as 8x8 images too
+    x = torch.as_tensor(X[:40], dtype=torch.float32).reshape(-1, 8, 8)
+    x_lab = torch.as_tensor(X[labeled], dtype=torch.float32).reshape(-1, 8, 8)
+    y_lab = torch.as_tensor(np.searchsorted(aae.classes_, y[labeled]))
+    batch = (x, x_lab, y_lab)
+    model = _model(aae, vat_weight=0.0, max_shift=1.5, consistency_weight=3.0).train()
+    torch.manual_seed(0)
+    loss = model.loss_sup(batch)
+    torch.manual_seed(0)  # the same draws, in the same order: labeled shift, then all rows'
+    shifted_lab = random_shift(x_lab, 1.5)
+    ce = torch.nn.functional.cross_entropy(model.class_logits(shifted_lab), y_lab)
+    consistency = losses.consistency_loss(model.class_logits, x, random_shift(x, 1.5))
+    assert consistency.item() > 0
+    assert loss.item() == pytest.approx(ce.item() + 3.0 * consistency.item(), rel=1e-5)
+    # consistency_weight=0: the shifted labeled images alone
+    model = _model(aae, vat_weight=0.0, max_shift=1.5, consistency_weight=0.0).train()
+    torch.manual_seed(0)
+    assert model.loss_sup(batch).item() == pytest.approx(ce.item(), rel=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_max_shift_fits_images_with_either_backbone(semi):
+    X, _, y_semi = semi
+    images = X.reshape(-1, 8, 8)
+    plain = AAEClassifier(**TINY, backbone="mlp").fit(images, y_semi)
+    shifted = AAEClassifier(**TINY, backbone="mlp", max_shift=1.0).fit(images, y_semi)
+    assert shifted.net_.module_.max_shift == 1.0
+    assert shifted.predict(images).shape == (len(X),)
+    assert not np.allclose(shifted.predict_proba(images), plain.predict_proba(images))
+    conv = AAEClassifier(**{**TINY, "hidden_layer_sizes": (4,)}, max_shift=1.0)
+    assert conv.fit(images[:, None], y_semi).predict(images[:5, None]).shape == (5,)
+
+
+def test_max_shift_on_rows_is_a_clear_error(semi):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="max_shift=2 shifts images, but X has rows of 64"):
+        AAEClassifier(**TINY, max_shift=2).fit(X, y_semi)
 
 
 class _RecordVatEpsilon(Callback):

@@ -108,6 +108,24 @@ def test_run_semi_supervised_params_set_each_model_that_has_them(monkeypatch):
                             params={"lr_schedule": "constant"})
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 1 epoch
+def test_run_semi_supervised_gives_images_to_a_model_that_shifts_them(monkeypatch):
+    from skae import benchmark
+
+    fitted = []
+    real = benchmark.make_model
+    monkeypatch.setattr(benchmark, "make_model",
+                        lambda *a, **k: fitted.append(real(*a, **k)) or fitted[-1])
+    rows = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=1, quiet=True,
+                               models=["AAEClassifier", "LabelSpreading"],
+                               params={"max_shift": 1.0})
+    aae, spreading = fitted[-2:]
+    assert aae.max_shift == 1.0 and aae.input_shape_ == (8, 8)
+    assert aae.net_.module_.encoder.__class__.__name__ == "MLPEncoder"  # still the paper's MLP
+    assert spreading.X_.shape[1:] == (64,)  # rows of pixels for the others
+    assert all(0 <= r["test_error"] <= 100 for r in rows)
+
+
 def test_run_semi_supervised_several_label_counts_read_the_data_once(monkeypatch):
     from skae import benchmark
 

@@ -197,3 +197,21 @@ def test_virtual_adversarial_loss_takes_one_epsilon_per_row_and_image_batches(ge
     assert first > 0 and last > 0
     assert first + last == pytest.approx(every, rel=1e-9)
     assert loss(0.0, 0.0, 0.0, 0.0) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_consistency_loss_is_the_kl_to_the_fixed_prediction_on_x(gen):
+    weight = _randn(gen, 3, 4).requires_grad_()
+    x, x_other = _randn(gen, 5, 4), _randn(gen, 5, 4)
+
+    def forward(v):
+        return v @ weight.T
+
+    assert losses.consistency_loss(forward, x, x).item() == pytest.approx(0.0, abs=1e-12)
+    loss = losses.consistency_loss(forward, x, x_other)
+    with torch.no_grad():
+        expected = _kl(forward(x), forward(x_other)).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-9)
+    # the gradient comes through the prediction on x_other alone: p(y|x) is a fixed target
+    (grad,) = torch.autograd.grad(loss, weight)
+    p, q = forward(x).softmax(dim=1).detach(), forward(x_other).softmax(dim=1).detach()
+    assert_close(grad, (q - p).T @ x_other / len(x))

@@ -20,6 +20,7 @@ from skae.modules import (
     WeightNormLinear,
     build_decoder,
     build_encoder,
+    random_shift,
 )
 
 SHAPES_MLP = [(10,), (8, 8), (7, 9), (3, 7, 9), (1, 8, 8)]
@@ -271,3 +272,30 @@ def test_parameter_average_updates_from_the_children_of_its_container():
     assert_close(average.module["b"].running_mean, second.running_mean)
     with pytest.raises(ValueError):  # a source with other parameters is refused
         average.update((first,), decay=0.5)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (2, 12, 10)])
+def test_random_shift_translates_each_image_by_its_own_offset_within_max_shift(shape):
+    # one bright pixel per image, away from the border: a shift moves it and keeps its mass
+    n, max_shift = 200, 2.0
+    x = torch.zeros(n, *shape)
+    h, w = shape[-2:]
+    x[..., h // 2, w // 2] = 1.0
+    torch.manual_seed(0)
+    out = random_shift(x, max_shift)
+    assert out.shape == x.shape
+    images = out.reshape(n, -1, h, w)
+    assert_close(images.sum(dim=(2, 3)), torch.ones(n, images.shape[1]))
+    rows = (images.sum(dim=3) * torch.arange(h)).sum(dim=2) - h // 2
+    cols = (images.sum(dim=2) * torch.arange(w)).sum(dim=2) - w // 2
+    for offset in (rows, cols):
+        assert offset.abs().max() <= max_shift + 1e-5
+        assert offset.abs().max() > 0.8 * max_shift  # the whole range is drawn, both ways
+        assert (offset > 0).any() and (offset < 0).any()
+        assert_close(offset[:, 0], offset[:, -1])  # the channels of an image move together
+    assert len(torch.unique(rows[:, 0].round(decimals=4))) > n // 2  # one offset per image
+
+
+def test_random_shift_of_zero_is_the_identity():
+    x = torch.rand(3, 1, 8, 8)
+    assert_close(random_shift(x, 0.0), x)
