@@ -203,7 +203,8 @@ def main():
     data = f"{'MNIST' if args.dataset == 'mnist' else args.dataset}, {len(X)} training rows"
     base = make_model("AAEClassifier", dataset=args.dataset)
     notes = [f"AAEClassifier as in skae.benchmark.make_model (loss='bce', backbone='mlp', "
-             f"max_shift={base.max_shift}), {args.epochs} epochs on the first {len(X)} training rows of {args.dataset} with {args.labels} "
+             f"max_shift={base.max_shift}), {args.epochs} epochs on the first {len(X)} training "
+             f"rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
     if args.model_seed is not None:

@@ -168,13 +168,18 @@ class AAEModel(PhasedModel):
         if self.max_shift:  # images: each labeled one shifted a little teaches its neighbours
             x_lab = random_shift(x_lab, self.max_shift)
         loss = self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
+        shifted = self.max_shift and self.consistency_weight
+        log_p = None
+        if self.vat_weight or shifted:  # q(y|x) of all rows: the fixed target of both losses
+            with torch.no_grad():
+                log_p = self.class_logits(x).log_softmax(dim=1)
         if self.vat_weight:  # smoothness of q(y|x) around the rows of the (unlabeled) minibatch
             scale = x.detach().flatten(1).square().sum(dim=1).mean().sqrt()  # RMS row norm
             loss = loss + self.vat_weight * losses.virtual_adversarial_loss(
-                self.class_logits, x, self.vat_epsilon * scale)
-        if self.max_shift and self.consistency_weight:  # same class for a shifted image
+                self.class_logits, x, self.vat_epsilon * scale, log_p=log_p)
+        if shifted:  # same class for a shifted image
             loss = loss + self.consistency_weight * losses.consistency_loss(
-                self.class_logits, x, random_shift(x, self.max_shift))
+                self.class_logits, x, random_shift(x, self.max_shift), log_p=log_p)
         return loss
 
 

@@ -106,19 +106,28 @@ def feature_matching(features_real, features_fake):
     return (features_real.mean(dim=0) - features_fake.mean(dim=0)).square().mean()
 
 
-def consistency_loss(forward, x, x_other):
+def _fixed_log_p(forward, x, log_p):
+    """``log p(y|x)`` without gradient: ``log_p`` when given, else computed."""
+    if log_p is None:
+        with torch.no_grad():
+            log_p = forward(x).log_softmax(dim=1)
+    return log_p
+
+
+def consistency_loss(forward, x, x_other, log_p=None):
     """``KL(p(y|x) || p(y|x_other))`` averaged over the rows, ``p(y|x)`` held fixed.
 
     ``p(y|x) = softmax(forward(x))``. With ``x_other`` a transformed copy of ``x`` (e.g. shifted
-    images), it asks the classifier to predict alike for both, and needs no label.
+    images), it asks the classifier to predict alike for both, and needs no label. ``log_p``:
+    ``log p(y|x)`` already computed (without gradient), e.g. shared with
+    :func:`virtual_adversarial_loss`.
     """
-    with torch.no_grad():
-        log_p = forward(x).log_softmax(dim=1)
+    log_p = _fixed_log_p(forward, x, log_p)
     return F.kl_div(forward(x_other).log_softmax(dim=1), log_p, log_target=True,
                     reduction="batchmean")
 
 
-def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
+def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6, log_p=None):
     """Virtual adversarial loss of Miyato et al. (2018), one power iteration.
 
     ``KL(p(y|x) || p(y|x + r))`` averaged over the rows, where ``p(y|x) = softmax(forward(x))``
@@ -137,6 +146,8 @@ def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
         L2 norm of each row's perturbation.
     xi : float, default=1e-6
         Size of the probe perturbation of the power iteration.
+    log_p : Tensor of shape (n, n_classes), default=None
+        ``log p(y|x)``, already computed without gradient; None computes it.
 
     Returns
     -------
@@ -145,8 +156,7 @@ def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6):
     def unit_rows(t):  # each row (all but the first dimension) scaled to L2 norm 1, flat
         return F.normalize(t.flatten(1), dim=1, eps=1e-12)
 
-    with torch.no_grad():
-        log_p = forward(x).log_softmax(dim=1)
+    log_p = _fixed_log_p(forward, x, log_p)
     d = (xi * unit_rows(torch.randn_like(x))).view_as(x).requires_grad_()
     probe = F.kl_div(forward(x + d).log_softmax(dim=1), log_p, log_target=True,
                      reduction="batchmean")

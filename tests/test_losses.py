@@ -211,6 +211,9 @@ def test_consistency_loss_is_the_kl_to_the_fixed_prediction_on_x(gen):
     with torch.no_grad():
         expected = _kl(forward(x), forward(x_other)).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-9)
+    with torch.no_grad():  # a log p(y|x) computed once (shared with the VAT loss): the same
+        log_p = forward(x).log_softmax(dim=1)
+    assert losses.consistency_loss(forward, x, x_other, log_p=log_p).item() == loss.item()
     # the gradient comes through the prediction on x_other alone: p(y|x) is a fixed target
     (grad,) = torch.autograd.grad(loss, weight)
     p, q = forward(x).softmax(dim=1).detach(), forward(x_other).softmax(dim=1).detach()
