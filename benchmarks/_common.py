@@ -9,6 +9,7 @@ import argparse
 import ast
 import datetime
 import json
+import math
 import os
 import platform
 import shlex
@@ -152,6 +153,12 @@ def load_data(name, data_dir=None, *, rows=None, test=False, flatten=True):
             )
         X_train, y_train = X_train[:rows], y_train[:rows]
     return (X_train, y_train, X_test, y_test) if test else (X_train, y_train)
+
+
+def square_images(*arrays):
+    """Each array of rows of pixels (n, side * side) as square images (n, side, side)."""
+    side = math.isqrt(arrays[0].shape[1])
+    return tuple(X.reshape(-1, side, side) for X in arrays)
 
 
 def _columns(columns):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, confusions_text, curve_text
 from _common import load_data, machine_info, main_guard, parameter, print_table, result_paths
-from _common import write_results
+from _common import square_images, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
@@ -181,8 +181,7 @@ def main():
         clf.set_params(**{**dict(args.set), **params})
         X_fit, X_score = X, X_test
         if clf.backbone == "conv" or clf.max_shift:
-            side = math.isqrt(X.shape[1])  # square images from rows of pixels
-            X_fit, X_score = X.reshape(-1, side, side), X_test.reshape(-1, side, side)
+            X_fit, X_score = square_images(X, X_test)
         callbacks = [] if phases is None else [OnlyPhases(phases)]
         if schedule is not None:
             callbacks.append(schedule(args.epochs, math.ceil(len(X_fit) / clf.batch_size)))

@@ -7,7 +7,8 @@ discriminator's last weights. The Improved-GAN authors' code tests with averaged
 initializes its weight-normalized layers from the data with fixed hidden scales
 (``data_init=True``), halves the unsupervised loss (``unsupervised_weight=0.5``) and puts
 Adam's epsilon under the square root (about ``eps=1e-4`` in torch's Adam); one more variant
-decays the learning rate linearly to 0 over the second half of the epochs.
+decays the learning rate linearly to 0 over the second half of the epochs, and one fits the
+rows as square images shifted at random (``max_shift=2``, with its consistency loss).
 
 Each variant is one run, so two variants fit a 2-core machine side by side::
 
@@ -21,7 +22,7 @@ import time
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import main_guard, print_table, result_paths, write_results
+from _common import main_guard, print_table, result_paths, square_images, write_results
 from skorch.callbacks import Callback
 
 from skae.base import forward_in_batches
@@ -48,6 +49,7 @@ VARIANTS = [
     ("data_init=True, unsupervised_weight=0.5", {"data_init": True, "unsupervised_weight": 0.5}),
     ("Adam eps=1e-4", {"optimizer": AdamEps4}),
     ("lr decaying linearly to 0 over the second half", {"lr_schedule": "linear"}),
+    ("max_shift=2 (images)", {"max_shift": 2.0}),
 ]
 
 COLUMNS = [
@@ -117,14 +119,16 @@ def main():
                          random_state=args.seed, max_epochs=args.epochs)
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
         y_index = np.searchsorted(classes, y_test)
-        callbacks = [Curve(X_test, y_index, args.eval_every)]
-        clf.set_params(**params, callbacks=callbacks)  # cloned by fit: the curve is in history
+        clf.set_params(**params)
+        X_fit, X_score = square_images(X, X_test) if clf.max_shift else (X, X_test)
+        # cloned by fit: the curve is in history
+        clf.set_params(callbacks=[Curve(X_score, y_index, args.eval_every)])
         print(f"{name}:", flush=True)
         start = time.perf_counter()
-        clf.fit(X, y_semi)
+        clf.fit(X_fit, y_semi)
         seconds = time.perf_counter() - start
         np.testing.assert_array_equal(clf.classes_, classes)
-        error, error_last = test_errors(clf.net_.module_, clf.net_.device, X_test, y_index)
+        error, error_last = test_errors(clf.net_.module_, clf.net_.device, X_score, y_index)
         rows.append({"variant": name, "epochs": args.epochs, "test_error": error,
                      "test_error_last": error_last, "fit_seconds": seconds})
         points = [(h["epoch"], h["test_error"], h["test_error_last"])

@@ -12,7 +12,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import losses
 from ._training import PhasedModel
-from .base import CodeTransformerMixin, NetEstimator, SemiSupervisedClassifierMixin
+from .base import (
+    SHIFT_CONSTRAINTS, CodeTransformerMixin, NetEstimator, SemiSupervisedClassifierMixin,
+)
 from .modules import MLP, ParameterAverage, build_decoder, build_encoder, random_shift
 
 __all__ = ["AAEClassifier"]
@@ -393,8 +395,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "vat_weight": [Interval(Real, 0, None, closed="left")],
         "vat_epsilon": [Interval(Real, 0, None, closed="neither"), "array-like"],
         "vat_early_epochs": [Interval(Integral, 0, None, closed="left")],
-        "max_shift": [Interval(Real, 0, None, closed="left")],
-        "consistency_weight": [Interval(Real, 0, None, closed="left")],
+        **SHIFT_CONSTRAINTS,
         "classes": ["array-like", None],
     }
     _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
@@ -456,12 +457,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             Fitted estimator.
         """
         X = self._validate_X(X, reset=True)
-        if self.max_shift and len(self.input_shape_) not in (2, 3):
-            raise ValueError(
-                f"max_shift={self.max_shift} shifts images, but X has rows of "
-                f"{self.n_features_in_} features: pass images of shape (n_samples, H, W) or "
-                "(n_samples, C, H, W), or set max_shift=0"
-            )
+        self._check_max_shift()
         y_enc, labeled = self._validate_y(X, y)
         return self._fit_semi_supervised(X, y_enc, labeled)
 

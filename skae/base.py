@@ -116,6 +116,14 @@ def _flushes_denormals():
     return bool((tiny * 1.0).item() == 0.0)
 
 
+#: parameter constraints of the classifiers that shift images (``max_shift``, and the weight of
+#: their consistency loss)
+SHIFT_CONSTRAINTS = {
+    "max_shift": [Interval(Real, 0, None, closed="left")],
+    "consistency_weight": [Interval(Real, 0, None, closed="left")],
+}
+
+
 class NetEstimator(BaseEstimator):
     """Base class: a scikit-learn estimator owning a configured skorch net (``net_``).
 
@@ -173,6 +181,16 @@ class NetEstimator(BaseEstimator):
                 f"on samples of shape {self.input_shape_}"
             )
         return X
+
+    def _check_max_shift(self):
+        """For estimators with ``max_shift`` (:data:`SHIFT_CONSTRAINTS`): ``max_shift > 0``
+        shifts images, so X of rows is a ValueError that says so."""
+        if self.max_shift and len(self.input_shape_) not in (2, 3):
+            raise ValueError(
+                f"max_shift={self.max_shift} shifts images, but X has rows of "
+                f"{self.n_features_in_} features: pass images of shape (n_samples, H, W) or "
+                "(n_samples, C, H, W), or set max_shift=0"
+            )
 
     def _backbone(self):
         """``"mlp"`` or ``"conv"``, resolved against the fitted input shape."""

@@ -15,9 +15,10 @@ from torch import nn
 
 from . import losses
 from ._training import PhasedModel
-from .base import NetEstimator, SemiSupervisedClassifierMixin, _check_hidden
+from .base import SHIFT_CONSTRAINTS, NetEstimator, SemiSupervisedClassifierMixin, _check_hidden
 from .modules import (
     ACTIVATIONS, GaussianNoise, ParameterAverage, WeightNormLinear, _image_dims, _padded,
+    random_shift,
 )
 
 __all__ = ["GANClassifier"]
@@ -107,13 +108,16 @@ class GANModel(PhasedModel):
 
     ``D``'s real/fake logit is the logsumexp of its K class logits (:meth:`real_logit`).
     Every step generates ``n_fake`` rows (a fixed number, at least 2, so that the generator's
-    batch normalization never sees a single row).
+    batch normalization never sees a single row). With ``max_shift > 0`` (images), ``disc``
+    classifies the labeled images shifted at random and adds ``consistency_weight`` times the
+    consistency loss between the real rows and their shifted copies.
     """
 
     phases = ("disc", "gen")
 
     def __init__(self, features, head, generator, n_components, *, n_fake,
-                 unsupervised_weight=1.0, ema_decay=0.0, data_init=False):
+                 unsupervised_weight=1.0, ema_decay=0.0, data_init=False, max_shift=0.0,
+                 consistency_weight=1.0):
         super().__init__()
         self.features = features
         self.head = head
@@ -123,6 +127,8 @@ class GANModel(PhasedModel):
         self.unsupervised_weight = unsupervised_weight
         self.ema_decay = ema_decay
         self.data_init = data_init
+        self.max_shift = max_shift
+        self.consistency_weight = consistency_weight
         # the discriminator's averaged weights, for predictions (see ``class_logits``)
         self.average = ParameterAverage(nn.ModuleDict({"features": features, "head": head}))
         self.register_buffer("data_initialized", torch.tensor(False))
@@ -188,12 +194,19 @@ class GANModel(PhasedModel):
                 self.init_from_data(torch.cat([x_lab, x]))
         with torch.no_grad():
             fake = self.generator(self.noise(self.n_fake, x))
+        if self.max_shift:  # images: each labeled one shifted a little teaches its neighbours
+            x_lab = random_shift(x_lab, self.max_shift)
         # one pass over labeled, unlabeled and generated rows (D has no batch statistics)
         logits = self.discriminate(torch.cat([x_lab, x, fake]))
         logits_lab, logits_unl, logits_fake = logits.split([len(x_lab), len(x), len(fake)])
         loss_sup, loss_unsup = losses.improved_gan_losses(
             logits_lab, y_lab, logits_unl, logits_fake)
-        return loss_sup + self.unsupervised_weight * loss_unsup
+        loss = loss_sup + self.unsupervised_weight * loss_unsup
+        if self.max_shift and self.consistency_weight:  # same class for a shifted image
+            loss = loss + self.consistency_weight * losses.consistency_loss(
+                self.discriminate, x, random_shift(x, self.max_shift),
+                log_p=logits_unl.detach().log_softmax(dim=1))
+        return loss
 
     def loss_gen(self, batch):
         x = batch[0]
@@ -256,6 +269,16 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         and unit variance; Salimans & Kingma, 2016) and keep the hidden layers' scales fixed
         from then on, as the authors' code does. Off by default: on MNIST with 100 labels it
         converged more slowly over the first 40 epochs (see the benchmarks).
+    max_shift : float, default=0.0
+        For images only (X of shape ``(n, H, W)`` or ``(n, C, H, W)``, whatever the
+        backbone): the discriminator classifies the labeled images shifted at random by up to
+        ``max_shift`` pixels along each axis (a new shift at every step, fractions of a pixel
+        too), and adds ``consistency_weight`` times the KL divergence between its class
+        probabilities of the real rows and of their shifted copies, so that the few labels
+        reach the shifted look-alikes of their rows and a shift does not change the class, as
+        :class:`AAEClassifier`'s ``max_shift`` does. 0 turns both off (the paper's model).
+    consistency_weight : float, default=1.0
+        Weight of the consistency loss under shifts; used when ``max_shift > 0``.
     classes : array-like, default=None
         All class labels. None means the labels present in ``y`` (other than -1).
     max_epochs : int, default=100
@@ -329,7 +352,11 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
     ``L_D = CE(l(x_l), y_l) + unsupervised_weight * L_unsup``,
     ``L_unsup = mean[softplus(lse(l(x_u))) - lse(l(x_u))] + mean[softplus(lse(l(G(z))))]``
-    ``= -mean log D(x_u) - mean log(1 - D(G(z)))``,
+    ``= -mean log D(x_u) - mean log(1 - D(G(z)))``;
+
+    with ``max_shift > 0``, ``x_l`` shifted at random and ``+ consistency_weight *
+    KL(p(y|x_u) || p(y|s(x_u)))`` with ``p(y|x) = softmax(l(x))`` (the first held fixed) and
+    ``s`` a random shift of up to ``max_shift`` pixels;
 
     then, for the generator, feature matching on the discriminator's last hidden layer ``f``:
 
@@ -377,6 +404,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         "unsupervised_weight": [Interval(Real, 0, None, closed="left")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "data_init": ["boolean"],
+        **SHIFT_CONSTRAINTS,
         "classes": ["array-like", None],
     }
 
@@ -384,8 +412,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
     def __init__(self, n_components=100, *, hidden_layer_sizes=None, generator_hidden_sizes=None,
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
-                 unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, classes=None,
-                 max_epochs=100, batch_size=100, lr=3e-3, lr_schedule="constant",
+                 unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, max_shift=0.0,
+                 consistency_weight=1.0, classes=None, max_epochs=100, batch_size=100, lr=3e-3, lr_schedule="constant",
                  optimizer="adam", weight_decay=0.0, device="cpu", cuda_graphs=True,
                  random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
@@ -398,6 +426,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.unsupervised_weight = unsupervised_weight
         self.ema_decay = ema_decay
         self.data_init = data_init
+        self.max_shift = max_shift
+        self.consistency_weight = consistency_weight
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -431,6 +461,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
             Fitted estimator.
         """
         X = self._validate_X(X, reset=True)
+        self._check_max_shift()
         y_enc, labeled = self._validate_y(X, y)
         # the generator's output layer: a sigmoid for data in [0, 1], linear otherwise
         self._generator_output = "logistic" if X.min() >= 0 and X.max() <= 1 else "identity"
@@ -454,12 +485,17 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
             generator(self.n_components, gen_hidden, shape, self._generator_output),
             self.n_components, n_fake=self.batch_size,
             unsupervised_weight=self.unsupervised_weight, ema_decay=self.ema_decay,
-            data_init=self.data_init,
+            data_init=self.data_init, max_shift=float(self.max_shift),
+            consistency_weight=float(self.consistency_weight),
         )
 
     @staticmethod
     def _class_logits(model, x):
         return model.class_logits(x)
+
+    def __setstate__(self, state):
+        # saved before these parameters existed: it was trained without shifts
+        super().__setstate__({"max_shift": 0.0, "consistency_weight": 1.0, **state})
 
     @validate_params(
         {"n_samples": [Interval(Integral, 1, None, closed="left")],

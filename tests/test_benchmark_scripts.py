@@ -104,12 +104,12 @@ def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
     done = run_script("gan_ablation.py", "--dataset", "digits", "--epochs", "2",
                       "--eval-every", "1", "--labels", "50", "--variants", "data_init=True",
                       "default", "lr decaying linearly to 0 over the second half",
-                      "Adam eps=1e-4", "--threads", "1", "--output", out)
+                      "Adam eps=1e-4", "max_shift=2 (images)", "--threads", "1", "--output", out)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.with_suffix(".json").read_text())
     assert [row["variant"] for row in result["rows"]] == [
         "default", "data_init=True", "Adam eps=1e-4",
-        "lr decaying linearly to 0 over the second half"]
+        "lr decaying linearly to 0 over the second half", "max_shift=2 (images)"]
     for row in result["rows"]:
         assert row["epochs"] == 2
         assert 0.0 <= row["test_error"] <= 100.0 and 0.0 <= row["test_error_last"] <= 100.0

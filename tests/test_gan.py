@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skae import DivergenceError, GANClassifier
+from skae import DivergenceError, GANClassifier, losses
 from skae.datasets import make_semi_supervised
+from skae.modules import random_shift
 
 SMALL = dict(hidden_layer_sizes=(32,), generator_hidden_sizes=(16,), max_epochs=3, random_state=0)
 
@@ -204,6 +205,72 @@ def test_conv_backbone_on_images(digits):
     assert clf.predict(images).shape == (200,)
     assert clf.predict(images.reshape(200, 64)).shape == (200,)  # flat rows are accepted too
     assert clf.sample(4, random_state=0).shape == (4, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def shifted(small_data):
+    """Fitted on the digits as 8x8 images, with shifts."""
+    X, y = small_data
+    return GANClassifier(**SMALL, backbone="mlp", max_shift=1.0).fit(X.reshape(-1, 8, 8), y)
+
+
+def test_max_shift_fits_images_and_changes_the_model(shifted, fitted, small_data):
+    X, _ = small_data
+    assert (fitted.max_shift, fitted.consistency_weight) == (0.0, 1.0)  # the defaults: no shift
+    model = shifted.net_.module_
+    assert (model.max_shift, model.consistency_weight) == (1.0, 1.0)
+    assert shifted.input_shape_ == (8, 8)
+    assert shifted.sample(2, random_state=0).shape == (2, 8, 8)
+    proba = shifted.predict_proba(X.reshape(-1, 8, 8))
+    assert not np.allclose(proba, fitted.predict_proba(X))
+    conv = GANClassifier(**{**SMALL, "hidden_layer_sizes": (4,)}, max_shift=1.0)
+    assert conv.fit(X.reshape(-1, 1, 8, 8), small_data[1]).predict(
+        X[:5].reshape(-1, 1, 8, 8)).shape == (5,)
+
+
+def test_discriminator_loss_with_max_shift_shifts_the_labeled_images_and_adds_consistency(
+        shifted, small_data):
+    X, y = small_data
+    model = shifted.net_.module_.eval()  # no Gaussian noise: the random draws are z and shifts
+    labeled = y != -1
+    x = torch.tensor(X[:50]).reshape(-1, 8, 8)
+    x_lab = torch.tensor(X[labeled][:20]).reshape(-1, 8, 8)
+    y_lab = torch.tensor(y[labeled][:20])
+    model.consistency_weight = 3.0
+    with torch.no_grad():
+        torch.manual_seed(0)
+        loss = model.loss_disc((x, x_lab, y_lab))
+        torch.manual_seed(0)  # the same draws, in the same order: z, labeled shift, all rows'
+        fake = model.generator(model.noise(model.n_fake, x))
+        shifted_lab = random_shift(x_lab, 1.0)
+        x_shifted = random_shift(x, 1.0)
+        sup, unsup = losses.improved_gan_losses(
+            model.discriminate(shifted_lab), y_lab, model.discriminate(x),
+            model.discriminate(fake))
+        consistency = losses.consistency_loss(model.discriminate, x, x_shifted)
+        assert consistency.item() > 0
+        torch.testing.assert_close(loss, sup + unsup + 3.0 * consistency, rtol=1e-5, atol=1e-6)
+        # consistency_weight=0: the shifted labeled images alone
+        model.consistency_weight = 0.0
+        torch.manual_seed(0)
+        torch.testing.assert_close(model.loss_disc((x, x_lab, y_lab)), sup + unsup,
+                                   rtol=1e-5, atol=1e-6)
+    model.consistency_weight = 1.0
+
+
+def test_max_shift_on_rows_is_a_clear_error(small_data):
+    with pytest.raises(ValueError, match="max_shift=2 shifts images, but X has rows of 64"):
+        GANClassifier(**SMALL, max_shift=2).fit(*small_data)
+
+
+def test_model_saved_before_max_shift_loads_without_shifts(fitted, small_data):
+    state = fitted.__getstate__()
+    del state["max_shift"], state["consistency_weight"]
+    loaded = GANClassifier.__new__(GANClassifier)
+    loaded.__setstate__(state)
+    assert (loaded.max_shift, loaded.consistency_weight) == (0.0, 1.0)
+    np.testing.assert_array_equal(loaded.predict_proba(small_data[0]),
+                                  fitted.predict_proba(small_data[0]))
 
 
 def test_divergence_names_the_phase(small_data):
