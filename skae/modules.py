@@ -235,11 +235,12 @@ def random_shift(x, max_shift):
     """
     images = x if x.dim() == 4 else x.unsqueeze(1)
     n, _, h, w = images.shape
-    # affine_grid's coordinates run over [-1, 1]: one pixel is 2 / size
-    pixels = torch.tensor([2.0 / w, 2.0 / h], dtype=x.dtype, device=x.device)
     offset = (2 * torch.rand(n, 2, 1, dtype=x.dtype, device=x.device) - 1) * max_shift
+    # affine_grid's coordinates run over [-1, 1]: one pixel is 2 / size (scalars, not a tensor
+    # copied from the host, so that a CUDA graph can record the step)
+    offset = torch.cat([offset[:, :1] * (2.0 / w), offset[:, 1:] * (2.0 / h)], dim=1)
     identity = torch.eye(2, dtype=x.dtype, device=x.device).expand(n, 2, 2)
-    theta = torch.cat([identity, offset * pixels.view(1, 2, 1)], dim=2)
+    theta = torch.cat([identity, offset], dim=2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     shifted = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)

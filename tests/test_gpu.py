@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -178,6 +179,21 @@ def test_gan_trains_with_and_without_cuda_graphs(semi, cuda_graphs):
     unlabeled = y_semi == -1
     assert gan.score(X[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
     pickle.loads(pickle.dumps(gan))
+
+
+@pytest.mark.parametrize("Estimator", [AAEClassifier, GANClassifier])
+def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator):
+    # random_shift inside the recorded step: no copy from the host, no fallback warning
+    X, y, y_semi = semi
+    images = X.reshape(-1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clf = Estimator(hidden_layer_sizes=(64,), backbone="mlp", max_shift=1.0, max_epochs=5,
+                        device=DEVICE, random_state=0,
+                        callbacks=[_RecordsGraphs()]).fit(images, y_semi)
+    assert _callback(clf, _RecordsGraphs).recorded
+    unlabeled = y_semi == -1
+    assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
 
 
 def _one_then_zero(epoch):
