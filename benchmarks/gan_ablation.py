@@ -8,7 +8,10 @@ initializes its weight-normalized layers from the data with fixed hidden scales
 (``data_init=True``), halves the unsupervised loss (``unsupervised_weight=0.5``) and puts
 Adam's epsilon under the square root (about ``eps=1e-4`` in torch's Adam); one more variant
 decays the learning rate linearly to 0 over the second half of the epochs, and one fits the
-rows as square images shifted at random (``max_shift=2``, with its consistency loss).
+rows as square images shifted at random (``max_shift=2``, with its consistency loss): with
+``backbone="auto"``, as the estimator does for images, the discriminator and the generator are
+then convolutional, so two more variants tell the shifts from the backbone (the shifts with the
+MLP, and the convolutional backbone without shifts).
 
 Each variant is one run, so two variants fit a 2-core machine side by side::
 
@@ -49,7 +52,10 @@ VARIANTS = [
     ("data_init=True, unsupervised_weight=0.5", {"data_init": True, "unsupervised_weight": 0.5}),
     ("Adam eps=1e-4", {"optimizer": AdamEps4}),
     ("lr decaying linearly to 0 over the second half", {"lr_schedule": "linear"}),
+    # images: backbone "auto" is the convolutional discriminator and generator
     ("max_shift=2 (images)", {"max_shift": 2.0}),
+    ("max_shift=2 (images, MLP)", {"max_shift": 2.0, "backbone": "mlp"}),
+    ("backbone='conv' (images)", {"backbone": "conv"}),
 ]
 
 COLUMNS = [
@@ -120,7 +126,8 @@ def main():
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
         y_index = np.searchsorted(classes, y_test)
         clf.set_params(**params)
-        X_fit, X_score = square_images(X, X_test) if clf.max_shift else (X, X_test)
+        images = clf.max_shift or clf.backbone == "conv"
+        X_fit, X_score = square_images(X, X_test) if images else (X, X_test)
         # cloned by fit: the curve is in history
         clf.set_params(callbacks=[Curve(X_score, y_index, args.eval_every)])
         print(f"{name}:", flush=True)
@@ -133,7 +140,9 @@ def main():
                      "test_error_last": error_last, "fit_seconds": seconds})
         points = [(h["epoch"], h["test_error"], h["test_error_last"])
                   for h in clf.net_.history if "test_error" in h]
-        notes.append(f"{name}: test error (%) averaged / last weights after " + ", ".join(
+        notes.append(f"{name} ({clf._backbone()} discriminator on "
+                     f"{'images' if images else 'rows of pixels'}): test error (%) averaged / "
+                     "last weights after " + ", ".join(
             f"{e} epochs {a:.2f} / {b:.2f}" for e, a, b in points))
     print_table(rows, COLUMNS)
     dataset = "MNIST" if args.dataset == "mnist" else args.dataset

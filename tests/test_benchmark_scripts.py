@@ -104,18 +104,24 @@ def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
     done = run_script("gan_ablation.py", "--dataset", "digits", "--epochs", "2",
                       "--eval-every", "1", "--labels", "50", "--variants", "data_init=True",
                       "default", "lr decaying linearly to 0 over the second half",
-                      "Adam eps=1e-4", "max_shift=2 (images)", "--threads", "1", "--output", out)
+                      "Adam eps=1e-4", "max_shift=2 (images)", "max_shift=2 (images, MLP)",
+                      "--threads", "1", "--output", out)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.with_suffix(".json").read_text())
     assert [row["variant"] for row in result["rows"]] == [
         "default", "data_init=True", "Adam eps=1e-4",
-        "lr decaying linearly to 0 over the second half", "max_shift=2 (images)"]
+        "lr decaying linearly to 0 over the second half", "max_shift=2 (images)",
+        "max_shift=2 (images, MLP)"]
     for row in result["rows"]:
         assert row["epochs"] == 2
         assert 0.0 <= row["test_error"] <= 100.0 and 0.0 <= row["test_error_last"] <= 100.0
     text = out.with_suffix(".md").read_text()
     # the learning curve: both scores after each epoch, the last one as in the table
-    assert "default: test error (%) averaged / last weights after 1 epochs " in text
+    assert ("default (mlp discriminator on rows of pixels): test error (%) averaged / last "
+            "weights after 1 epochs ") in text
+    # backbone "auto" makes images convolutional
+    assert "max_shift=2 (images) (conv discriminator on images): " in text
+    assert "max_shift=2 (images, MLP) (mlp discriminator on images): " in text
     last = result["rows"][0]
     assert f"2 epochs {last['test_error']:.2f} / {last['test_error_last']:.2f}" in text
     bad = run_script("gan_ablation.py", "--dataset", "digits", "--variants", "dropout",
