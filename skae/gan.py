@@ -277,6 +277,10 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         probabilities of the real rows and of their shifted copies, so that the few labels
         reach the shifted look-alikes of their rows and a shift does not change the class, as
         :class:`AAEClassifier`'s ``max_shift`` does. 0 turns both off (the paper's model).
+        For images, ``backbone="auto"`` is convolutional; ``"mlp"`` keeps the paper's MLP.
+        On MNIST with 100 labels, 2 pixels on the draw where the defaults stay at 2.3 %
+        (seed 3) gave 1.27 % after 20 epochs with the MLP and 1.19 % after 40 with the
+        convolutional backbone (see the GANClassifier page of the documentation).
     consistency_weight : float, default=1.0
         Weight of the consistency loss under shifts; used when ``max_shift > 0``.
     classes : array-like, default=None
