@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, confusions_text, curve_text
 from _common import load_data, machine_info, main_guard, parameter, print_table, result_paths
-from _common import square_images, write_results
+from _common import square_images, takes_images, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
@@ -180,7 +180,7 @@ def main():
                          max_epochs=args.epochs)
         clf.set_params(**{**dict(args.set), **params})
         X_fit, X_score = X, X_test
-        if clf.backbone == "conv" or clf.max_shift:
+        if takes_images(clf):
             X_fit, X_score = square_images(X, X_test)
         callbacks = [] if phases is None else [OnlyPhases(phases)]
         if schedule is not None:

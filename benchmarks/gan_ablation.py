@@ -25,7 +25,8 @@ import time
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import main_guard, print_table, result_paths, square_images, write_results
+from _common import main_guard, print_table, result_paths, square_images, takes_images
+from _common import write_results
 from skorch.callbacks import Callback
 
 from skae.base import forward_in_batches
@@ -126,7 +127,7 @@ def main():
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
         y_index = np.searchsorted(classes, y_test)
         clf.set_params(**params)
-        images = clf.max_shift or clf.backbone == "conv"
+        images = takes_images(clf)
         X_fit, X_score = square_images(X, X_test) if images else (X, X_test)
         # cloned by fit: the curve is in history
         clf.set_params(callbacks=[Curve(X_score, y_index, args.eval_every)])
