@@ -155,12 +155,6 @@ def load_data(name, data_dir=None, *, rows=None, test=False, flatten=True):
     return (X_train, y_train, X_test, y_test) if test else (X_train, y_train)
 
 
-def takes_images(clf):
-    """Whether the configured model ``clf`` fits images: a convolutional backbone, or shifts
-    of images (``max_shift > 0``)."""
-    return clf.backbone == "conv" or bool(clf.max_shift)
-
-
 def square_images(*arrays):
     """Each array of rows of pixels (n, side * side) as square images (n, side, side)."""
     side = math.isqrt(arrays[0].shape[1])

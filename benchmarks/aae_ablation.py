@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, confusions_text, curve_text
 from _common import load_data, machine_info, main_guard, parameter, print_table, result_paths
-from _common import square_images, takes_images, write_results
+from _common import square_images, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
 
-from skae.benchmark import TestError, make_model
+from skae.benchmark import TestError, make_model, takes_images
 from skae.datasets import make_semi_supervised
 
 

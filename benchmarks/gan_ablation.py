@@ -25,12 +25,12 @@ import time
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import main_guard, print_table, result_paths, square_images, takes_images
+from _common import main_guard, print_table, result_paths, square_images
 from _common import write_results
 from skorch.callbacks import Callback
 
 from skae.base import forward_in_batches
-from skae.benchmark import make_model
+from skae.benchmark import make_model, takes_images
 from skae.datasets import make_semi_supervised
 
 

@@ -16,7 +16,7 @@ from skorch.callbacks import Callback
 
 from .base import forward_in_batches
 
-__all__ = ["PUBLISHED", "MODELS", "TestError", "load_split", "make_model",
+__all__ = ["PUBLISHED", "MODELS", "TestError", "load_split", "make_model", "takes_images",
            "run_semi_supervised", "summarize", "format_table"]
 
 #: Published test errors (%) on MNIST, by (model, number of labels).
@@ -103,6 +103,13 @@ def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epoch
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
+def takes_images(model):
+    """Whether the configured ``model`` fits images ``(n, H, W)`` rather than rows of pixels:
+    a convolutional backbone (``backbone="conv"``), or shifts of images (``max_shift > 0``).
+    sklearn's models take rows."""
+    return getattr(model, "backbone", None) == "conv" or bool(getattr(model, "max_shift", 0))
+
+
 def _epochs(max_epochs):
     return {} if max_epochs is None else {"max_epochs": int(max_epochs)}
 
@@ -136,8 +143,9 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
 
     ``cuda_graphs=False`` trains skae's models without CUDA graphs (see ``make_model``).
 
-    A model with ``max_shift > 0`` (the AAEClassifier's shifts of images) is fitted and scored
-    on images ``(n, H, W)``, the others on rows of pixels.
+    A model that takes images (``takes_images``: a convolutional backbone, or shifts of images
+    with ``max_shift > 0``) is fitted and scored on images ``(n, H, W)``, the others on rows
+    of pixels.
 
     ``params`` (a dict) sets parameters of the benchmark's configuration, each on every model
     that has it (e.g. ``{"lr_schedule": "constant"}`` for skae's models); a name that none of
@@ -154,7 +162,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
     unknown = [key for key in params if not any(key in names for names in known.values())]
     if unknown:
         raise ValueError(f"no model among {list(models)} has the parameters {unknown}")
-    # images for the models that shift them (max_shift), rows of pixels for the others
+    # images for the models that take them (takes_images), rows of pixels for the others
     images_train, y_train, images_test, y_test = load_split(dataset, data_dir, flatten=False)
     rows_train = images_train.reshape(len(images_train), -1)
     rows_test = images_test.reshape(len(images_test), -1)
@@ -169,7 +177,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                                cuda_graphs=cuda_graphs)
             model.set_params(**{k: v for k, v in params.items() if k in known[name]})
             deep = hasattr(model, "_class_logits")
-            if getattr(model, "max_shift", 0):
+            if takes_images(model):
                 X_train, X_test = images_train, images_test
             else:
                 X_train, X_test = rows_train, rows_test

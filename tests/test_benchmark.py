@@ -5,7 +5,7 @@ import pytest
 
 from skae import AAEClassifier, AutoEncoderClassifier, GANClassifier
 from skae.benchmark import (MODELS, PUBLISHED, format_table, load_split, make_model,
-                            run_semi_supervised, summarize, top_confusions)
+                            run_semi_supervised, summarize, takes_images, top_confusions)
 
 
 def test_load_split_digits_is_flat_float32_in_unit_interval():
@@ -130,6 +130,32 @@ def test_run_semi_supervised_gives_images_to_a_model_that_shifts_them(monkeypatc
     assert aae.net_.module_.encoder.__class__.__name__ == "MLPEncoder"  # still the paper's MLP
     assert spreading.X_.shape[1:] == (64,)  # rows of pixels for the others
     assert all(0 <= r["test_error"] <= 100 for r in rows)
+
+
+def test_takes_images_conv_backbones_and_shifts():
+    from sklearn.semi_supervised import LabelSpreading
+
+    assert takes_images(GANClassifier(backbone="conv"))
+    assert takes_images(AAEClassifier(max_shift=2.0))
+    assert takes_images(GANClassifier(backbone="mlp", max_shift=2.0))
+    assert not takes_images(GANClassifier())  # "auto" takes what it is given: rows here
+    assert not takes_images(AAEClassifier(backbone="mlp"))
+    assert not takes_images(LabelSpreading())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 1 epoch
+def test_run_semi_supervised_gives_images_to_a_convolutional_model(monkeypatch):
+    from skae import benchmark
+
+    fitted = []
+    real = benchmark.make_model
+    monkeypatch.setattr(benchmark, "make_model",
+                        lambda *a, **k: fitted.append(real(*a, **k)) or fitted[-1])
+    rows = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=1, quiet=True,
+                               models=["GANClassifier"], params={"backbone": "conv"})
+    assert fitted[-1].backbone == "conv" and fitted[-1].n_features_in_ == 64
+    assert fitted[-1].input_shape_ == (8, 8)  # images, which rows of pixels would refuse
+    assert 0 <= rows[0]["test_error"] <= 100
 
 
 def test_run_semi_supervised_several_label_counts_read_the_data_once(monkeypatch):

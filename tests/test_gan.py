@@ -1,3 +1,4 @@
+import copy
 import pickle
 
 import numpy as np
@@ -231,7 +232,9 @@ def test_max_shift_fits_images_and_changes_the_model(shifted, fitted, small_data
 def test_discriminator_loss_with_max_shift_shifts_the_labeled_images_and_adds_consistency(
         shifted, small_data):
     X, y = small_data
-    model = shifted.net_.module_.eval()  # no Gaussian noise: the random draws are z and shifts
+    # a copy, to leave the shared fixture as it is; eval(): no Gaussian noise, so that the
+    # random draws are z and the shifts
+    model = copy.deepcopy(shifted.net_.module_).eval()
     labeled = y != -1
     x = torch.tensor(X[:50]).reshape(-1, 8, 8)
     x_lab = torch.tensor(X[labeled][:20]).reshape(-1, 8, 8)
@@ -255,7 +258,6 @@ def test_discriminator_loss_with_max_shift_shifts_the_labeled_images_and_adds_co
         torch.manual_seed(0)
         torch.testing.assert_close(model.loss_disc((x, x_lab, y_lab)), sup + unsup,
                                    rtol=1e-5, atol=1e-6)
-    model.consistency_weight = 1.0
 
 
 def test_max_shift_on_rows_is_a_clear_error(small_data):
