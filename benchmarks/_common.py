@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "BenchmarkError",
     "add_io_arguments",
+    "add_set_argument",
     "command_line",
     "curve_text",
     "load_data",
@@ -28,6 +29,7 @@ __all__ = [
     "main_guard",
     "print_table",
     "result_paths",
+    "settings_text",
     "write_results",
 ]
 
@@ -54,6 +56,19 @@ def parameter(text):
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return name, value
+
+
+def add_set_argument(parser, what):
+    """``--set NAME=VALUE``, repeatable, into ``args.set`` (a list of pairs): parameters of
+    ``what`` (the help's words, e.g. "an AAEClassifier parameter for every variant")."""
+    parser.add_argument("--set", type=parameter, action="append", default=[],
+                        metavar="NAME=VALUE", help=f"{what}, e.g. --set lr_schedule=constant; "
+                        "repeat for more")
+
+
+def settings_text(settings):
+    """``--set``'s pairs as ``"name=value, ..."`` (a note of the results)."""
+    return ", ".join(f"{name}={value!r}" for name, value in settings)
 
 
 def confusions_text(y_true, y_pred):

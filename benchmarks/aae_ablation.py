@@ -31,8 +31,8 @@ import warnings
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, confusions_text, curve_text
-from _common import load_data, machine_info, main_guard, parameter, print_table, result_paths
-from _common import square_images, write_results
+from _common import add_set_argument, load_data, machine_info, main_guard, print_table
+from _common import result_paths, settings_text, square_images, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
@@ -153,10 +153,8 @@ def main():
                         "learning curve in the results)")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
-    parser.add_argument("--set", type=parameter, action="append", default=[],
-                        metavar="NAME=VALUE", help="an AAEClassifier parameter for every "
-                        "variant (a variant's own settings take precedence), e.g. "
-                        "--set lr_schedule=constant; repeat for more")
+    add_set_argument(parser, "an AAEClassifier parameter for every variant (a variant's own "
+                     "settings take precedence)")
     parser.add_argument("--verbose", action="store_true",
                         help="print each fit's epoch table (skorch's, every phase's loss)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -209,7 +207,7 @@ def main():
     if args.model_seed is not None:
         notes[0] += f"; the models seeded with {args.model_seed} (initialization, batches)"
     if args.set:
-        notes[0] += "; for every variant " + ", ".join(f"{k}={v!r}" for k, v in args.set)
+        notes[0] += "; for every variant " + settings_text(args.set)
     notes += [f"{row['variant']}: {curve_text(row['curve'])}" for row in rows if row.get("curve")]
     title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
     if args.variants:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
 from _common import main_guard, print_table, result_paths, square_images
-from _common import write_results
+from _common import add_set_argument, settings_text, write_results
 from skorch.callbacks import Callback
 
 from skae.base import forward_in_batches
@@ -104,6 +104,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
+    add_set_argument(parser, "a GANClassifier parameter for every variant (a variant's own "
+                     "settings take precedence)")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
@@ -126,7 +128,7 @@ def main():
                          random_state=args.seed, max_epochs=args.epochs)
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
         y_index = np.searchsorted(classes, y_test)
-        clf.set_params(**params)
+        clf.set_params(**{**dict(args.set), **params})
         images = takes_images(clf)
         X_fit, X_score = square_images(X, X_test) if images else (X, X_test)
         # cloned by fit: the curve is in history
@@ -152,6 +154,8 @@ def main():
                  f"(class-balanced draw, seed {args.seed}), on {args.device}; scored on the "
                  f"{len(X_test)} test rows, with the averaged discriminator (what predict "
                  "uses) and with its last weights")
+    if args.set:
+        notes[0] += "; for every variant " + settings_text(args.set)
     title = f"GANClassifier ablation, {dataset}, {args.labels} labels, {args.epochs} epochs"
     if args.variants:
         title += ": " + "; ".join(row["variant"] for row in rows)

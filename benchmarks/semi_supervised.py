@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, machine_info, main_guard
-from _common import curve_text, parameter, print_table, result_paths, write_results
+from _common import add_set_argument, curve_text, print_table, result_paths, settings_text
+from _common import write_results
 
 from skae.benchmark import MODELS, run_semi_supervised, summarize
 
@@ -65,10 +66,8 @@ def main():
     parser.add_argument("--no-cuda-graphs", action="store_true",
                         help="train skae's models with cuda_graphs=False (on a GPU: the step "
                         "launched kernel by kernel, to compare)")
-    parser.add_argument("--set", type=parameter, action="append", default=[],
-                        metavar="NAME=VALUE", help="a parameter for every model that has it "
-                        "(the others keep their configuration), e.g. --set "
-                        "lr_schedule=constant; repeat for more")
+    add_set_argument(parser, "a parameter for every model that has it (the others keep their "
+                     "configuration)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args()
@@ -95,8 +94,7 @@ def main():
     notes = [f"dataset {args.dataset}; deep-model epochs: "
              f"{args.epochs if args.epochs else 'the documented defaults'}"]
     if args.set:
-        notes.append("for every model that has them: "
-                     + ", ".join(f"{k}={v!r}" for k, v in args.set))
+        notes.append("for every model that has them: " + settings_text(args.set))
     if args.no_cuda_graphs:
         notes.append("skae's models trained with cuda_graphs=False")
     if args.checkpoint_dir:
