@@ -90,24 +90,25 @@ def test_run_semi_supervised_first_seed():
     assert [r["seed"] for r in rows] == [5, 6]
 
 
-def test_run_semi_supervised_params_set_each_model_that_has_them(monkeypatch):
+@pytest.fixture
+def made_models(monkeypatch):
+    """The models that ``run_semi_supervised`` makes (``make_model``), in order."""
     from skae import benchmark
 
-    fitted = []
+    made = []
     real = benchmark.make_model
+    monkeypatch.setattr(benchmark, "make_model",
+                        lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    return made
 
-    def spy(*args, **kwargs):
-        model = real(*args, **kwargs)
-        fitted.append(model)
-        return model
 
-    monkeypatch.setattr(benchmark, "make_model", spy)
+def test_run_semi_supervised_params_set_each_model_that_has_them(made_models):
     run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=1, quiet=True,
                         models=["AAEClassifier", "LabelSpreading"],
                         params={"lr_schedule": "constant", "noise": 0.1})
-    aae, spreading = fitted[-2:]  # the models fitted (after the ones asked for their params)
+    aae, spreading = made_models[-2:]  # the models fitted (after those asked for their params)
     assert aae.lr_schedule == "constant" and aae.noise == 0.1
-    assert spreading.get_params() == real("LabelSpreading", dataset="digits").get_params()
+    assert spreading.get_params() == make_model("LabelSpreading", dataset="digits").get_params()
     with pytest.raises(ValueError, match=r"no model among \['LabelSpreading'\] has the "
                        r"parameters \['lr_schedule'\]"):
         run_semi_supervised(dataset="digits", models=["LabelSpreading"],
@@ -115,17 +116,11 @@ def test_run_semi_supervised_params_set_each_model_that_has_them(monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 1 epoch
-def test_run_semi_supervised_gives_images_to_a_model_that_shifts_them(monkeypatch):
-    from skae import benchmark
-
-    fitted = []
-    real = benchmark.make_model
-    monkeypatch.setattr(benchmark, "make_model",
-                        lambda *a, **k: fitted.append(real(*a, **k)) or fitted[-1])
+def test_run_semi_supervised_gives_images_to_a_model_that_shifts_them(made_models):
     rows = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=1, quiet=True,
                                models=["AAEClassifier", "LabelSpreading"],
                                params={"max_shift": 1.0})
-    aae, spreading = fitted[-2:]
+    aae, spreading = made_models[-2:]
     assert aae.max_shift == 1.0 and aae.input_shape_ == (8, 8)
     assert aae.net_.module_.encoder.__class__.__name__ == "MLPEncoder"  # still the paper's MLP
     assert spreading.X_.shape[1:] == (64,)  # rows of pixels for the others
@@ -144,17 +139,12 @@ def test_takes_images_conv_backbones_and_shifts():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 1 epoch
-def test_run_semi_supervised_gives_images_to_a_convolutional_model(monkeypatch):
-    from skae import benchmark
-
-    fitted = []
-    real = benchmark.make_model
-    monkeypatch.setattr(benchmark, "make_model",
-                        lambda *a, **k: fitted.append(real(*a, **k)) or fitted[-1])
+def test_run_semi_supervised_gives_images_to_a_convolutional_model(made_models):
     rows = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=1, quiet=True,
                                models=["GANClassifier"], params={"backbone": "conv"})
-    assert fitted[-1].backbone == "conv" and fitted[-1].n_features_in_ == 64
-    assert fitted[-1].input_shape_ == (8, 8)  # images, which rows of pixels would refuse
+    gan = made_models[-1]
+    assert gan.backbone == "conv" and gan.n_features_in_ == 64
+    assert gan.input_shape_ == (8, 8)  # images, which rows of pixels would refuse
     assert 0 <= rows[0]["test_error"] <= 100
 
 
