@@ -32,8 +32,9 @@ def test_make_model_passes_epochs_seed_and_device(name, cls):
     assert model.cuda_graphs is False
 
 
-def test_make_model_aae_is_the_mlp_and_shifts_mnist_images_only():
-    mnist, digits = make_model("AAEClassifier"), make_model("AAEClassifier", dataset="digits")
+@pytest.mark.parametrize("name", ["AAEClassifier", "GANClassifier"])
+def test_make_model_is_the_mlp_and_shifts_mnist_images_only(name):
+    mnist, digits = make_model(name), make_model(name, dataset="digits")
     assert mnist.backbone == digits.backbone == "mlp"  # on rows of pixels or images alike
     assert (mnist.max_shift, digits.max_shift) == (2.0, 0.0)  # 2 of 28 pixels, not 2 of 8
 

@@ -105,13 +105,14 @@ def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
                       "--eval-every", "1", "--labels", "50", "--variants", "data_init=True",
                       "default", "lr decaying linearly to 0 over the second half",
                       "Adam eps=1e-4", "max_shift=2 (images)", "max_shift=2 (images, MLP)",
+                      "max_shift=0 (rows of pixels)", "backbone='conv' (images)",
                       "--threads", "1", "--output", out)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.with_suffix(".json").read_text())
     assert [row["variant"] for row in result["rows"]] == [
         "default", "data_init=True", "Adam eps=1e-4",
-        "lr decaying linearly to 0 over the second half", "max_shift=2 (images)",
-        "max_shift=2 (images, MLP)"]
+        "lr decaying linearly to 0 over the second half", "max_shift=0 (rows of pixels)",
+        "max_shift=2 (images)", "max_shift=2 (images, MLP)", "backbone='conv' (images)"]
     for row in result["rows"]:
         assert row["epochs"] == 2
         assert 0.0 <= row["test_error"] <= 100.0 and 0.0 <= row["test_error_last"] <= 100.0
@@ -122,6 +123,8 @@ def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
     # backbone "auto" makes images convolutional
     assert "max_shift=2 (images) (conv discriminator on images): " in text
     assert "max_shift=2 (images, MLP) (mlp discriminator on images): " in text
+    assert "backbone='conv' (images) (conv discriminator on images): " in text
+    assert "max_shift=0 (rows of pixels) (mlp discriminator on rows of pixels): " in text
     last = result["rows"][0]
     assert f"2 epochs {last['test_error']:.2f} / {last['test_error_last']:.2f}" in text
     bad = run_script("gan_ablation.py", "--dataset", "digits", "--variants", "dropout",
