@@ -28,8 +28,8 @@ import time
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import main_guard, print_table, result_paths, square_images
-from _common import add_set_argument, settings_text, write_results
+from _common import add_set_argument, main_guard, print_table, result_paths, settings_text
+from _common import square_images, write_results
 from skorch.callbacks import Callback
 
 from skae.base import forward_in_batches

@@ -278,9 +278,9 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         reach the shifted look-alikes of their rows and a shift does not change the class, as
         :class:`AAEClassifier`'s ``max_shift`` does. 0 turns both off (the paper's model).
         For images, ``backbone="auto"`` is convolutional; ``"mlp"`` keeps the paper's MLP.
-        On MNIST with 100 labels, the MLP with 2 pixels gave 1.11, 0.79, 1.05 and 0.88 % after 40 epochs
-        on four label draws, against 1.46 to 2.44 % without (see the GANClassifier page of
-        the documentation).
+        On MNIST with 100 labels, the MLP with 2 pixels gave 1.11, 0.79, 1.05 and 0.88 %
+        after 40 epochs on four label draws, against 1.46 to 2.44 % without (see the
+        GANClassifier page of the documentation).
     consistency_weight : float, default=1.0
         Weight of the consistency loss under shifts; used when ``max_shift > 0``.
     classes : array-like, default=None
