@@ -7,7 +7,7 @@ seed) set to -1 and reports the test error, beside the published numbers. Exampl
         --device cuda
     python benchmarks/semi_supervised.py --dataset digits --labels 100 --quiet
 
-A long run that survives being stopped (the GAN's 300 epochs on a CPU, or a GPU session whose
+A long run that survives being stopped (the GAN's 50 epochs on a CPU, or a GPU session whose
 commands are time-limited): train in chunks of 10 epochs, each saved, and run the same command
 again to go on::
 
