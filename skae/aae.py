@@ -29,7 +29,8 @@ class AAEModel(PhasedModel):
     loss on the minibatch of all rows, with perturbations of ``vat_epsilon`` times that
     minibatch's root-mean-square row norm; ``vat_schedule=(early, late, n)`` sets
     ``vat_epsilon`` to ``early`` for the first ``n`` epochs and to ``late`` after them; with
-    ``max_shift > 0``, the labeled images shifted at random by up to ``max_shift`` pixels and
+    ``max_shift > 0`` (or ``max_rotation > 0``), the labeled images shifted at random by up to
+    ``max_shift`` pixels (and turned by up to ``max_rotation`` degrees) and
     ``consistency_weight`` times the consistency loss between the minibatch of all rows and a
     shifted copy of it). With
     ``ema_decay > 0``, after every step ``average`` takes in the encoder's weights, and in eval
@@ -37,11 +38,13 @@ class AAEModel(PhasedModel):
     """
 
     phases = ("recon", "disc", "gen", "sup")
+    max_rotation = 0.0  # for models pickled before the parameter existed
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
                  reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.4,
-                 vat_schedule=None, max_shift=0.0, consistency_weight=1.0):
+                 vat_schedule=None, max_shift=0.0, max_rotation=0.0,
+                 consistency_weight=1.0):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -59,6 +62,7 @@ class AAEModel(PhasedModel):
         self.vat_epsilon = vat_epsilon
         self.vat_schedule = vat_schedule
         self.max_shift = max_shift
+        self.max_rotation = max_rotation
         self.consistency_weight = consistency_weight
         if vat_schedule is not None:  # the first epoch's value until training sets each epoch's
             self.begin_epoch(1)
@@ -167,10 +171,11 @@ class AAEModel(PhasedModel):
 
     def loss_sup(self, batch):
         x, x_lab, y_lab = batch
-        if self.max_shift:  # images: each labeled one shifted a little teaches its neighbours
-            x_lab = random_shift(x_lab, self.max_shift)
+        moves = self.max_shift or self.max_rotation
+        if moves:  # images: each labeled one moved a little teaches its neighbours
+            x_lab = random_shift(x_lab, self.max_shift, self.max_rotation)
         loss = self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
-        shifted = self.max_shift and self.consistency_weight
+        shifted = moves and self.consistency_weight
         log_p = None
         if self.vat_weight or shifted:  # q(y|x) of all rows: the fixed target of both losses
             with torch.no_grad():
@@ -181,7 +186,8 @@ class AAEModel(PhasedModel):
                 self.class_logits, x, self.vat_epsilon * scale, log_p=log_p)
         if shifted:  # same class for a shifted image
             loss = loss + self.consistency_weight * losses.consistency_loss(
-                self.class_logits, x, random_shift(x, self.max_shift), log_p=log_p)
+                self.class_logits, x, random_shift(x, self.max_shift, self.max_rotation),
+                log_p=log_p)
         return loss
 
 
@@ -272,8 +278,14 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         across each other without the shifts; with 1000 labels, 1.82 and 1.87 % instead of
         2.19 and 2.08 % (seeds 0 and 1; see the AAEClassifier page of the documentation). A
         fit took 5 to 20 % longer.
+    max_rotation : float, default=0.0
+        For images only, as ``max_shift``: each shifted image also turns about its centre by
+        an angle drawn uniformly in ``[-max_rotation, max_rotation]`` degrees, in the
+        supervised loss and the consistency loss alike (either parameter > 0 turns both
+        losses on).
     consistency_weight : float, default=1.0
-        Weight of the consistency loss under shifts; used when ``max_shift > 0``.
+        Weight of the consistency loss under shifts; used when ``max_shift > 0`` or
+        ``max_rotation > 0``.
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -364,7 +376,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
        ``q(y|x)`` held fixed, ``r_adv`` of norm ``vat_epsilon`` times the root-mean-square row
        norm, found by one power iteration (Miyato et al., 2018); with ``max_shift > 0``,
        ``x_lab`` shifted at random and ``+ consistency_weight * KL(q(y|x) || q(y|s(x)))``,
-       ``s`` a random shift of up to ``max_shift`` pixels.
+       ``s`` a random shift of up to ``max_shift`` pixels (and turn of up to ``max_rotation``
+       degrees).
 
     Each phase has its own optimizer, as in the paper. In 2 and 3 the discriminators see
     their inputs with ``N(0, discriminator_noise^2)`` noise added. After each minibatch, a
@@ -408,7 +421,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
                  reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0,
                  vat_epsilon=(0.4, 0.2), vat_early_epochs=5, max_shift=0.0,
-                 consistency_weight=1.0, classes=None, max_epochs=50,
+                 max_rotation=0.0, consistency_weight=1.0, classes=None, max_epochs=50,
                  batch_size=100, lr=1e-3, lr_schedule="linear", optimizer="adam",
                  weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
                  callbacks=None, warm_start=False):
@@ -427,6 +440,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.vat_epsilon = vat_epsilon
         self.vat_early_epochs = vat_early_epochs
         self.max_shift = max_shift
+        self.max_rotation = max_rotation
         self.consistency_weight = consistency_weight
         self.classes = classes
         self.max_epochs = max_epochs
@@ -480,7 +494,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             discriminator_noise=self.discriminator_noise,
             reconstruct_labeled=bool(self.reconstruct_labeled), ema_decay=self.ema_decay,
             vat_weight=self.vat_weight, **self._vat_epsilon_schedule(),
-            max_shift=float(self.max_shift), consistency_weight=float(self.consistency_weight),
+            max_shift=float(self.max_shift), max_rotation=float(self.max_rotation),
+            consistency_weight=float(self.consistency_weight),
         )
 
     def _vat_epsilon_schedule(self):
@@ -502,7 +517,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         # saved before these parameters existed: it was trained as the paper does
         state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, "ema_decay": 0.0,
                  "vat_weight": 0.0, "vat_epsilon": 0.4, "vat_early_epochs": 5, "max_shift": 0.0,
-                 "consistency_weight": 1.0, **state}
+                 "max_rotation": 0.0, "consistency_weight": 1.0, **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:
             # and before the encoder's average: an empty one (predictions use the encoder)

@@ -120,6 +120,7 @@ def _flushes_denormals():
 #: their consistency loss)
 SHIFT_CONSTRAINTS = {
     "max_shift": [Interval(Real, 0, None, closed="left")],
+    "max_rotation": [Interval(Real, 0, 180, closed="both")],
     "consistency_weight": [Interval(Real, 0, None, closed="left")],
 }
 
@@ -183,14 +184,19 @@ class NetEstimator(BaseEstimator):
         return X
 
     def _check_max_shift(self):
-        """For estimators with ``max_shift`` (:data:`SHIFT_CONSTRAINTS`): ``max_shift > 0``
-        shifts images, so X of rows is a ValueError that says so."""
-        if self.max_shift and len(self.input_shape_) not in (2, 3):
-            raise ValueError(
-                f"max_shift={self.max_shift} shifts images, but X has rows of "
-                f"{self.n_features_in_} features: pass images of shape (n_samples, H, W) or "
-                "(n_samples, C, H, W), or set max_shift=0"
-            )
+        """For estimators with ``max_shift`` and ``max_rotation`` (:data:`SHIFT_CONSTRAINTS`):
+        either > 0 moves images, so X of rows is a ValueError that says so."""
+        if len(self.input_shape_) in (2, 3):
+            return
+        for name in ("max_shift", "max_rotation"):
+            value = getattr(self, name)
+            if value:
+                verb = "shifts" if name == "max_shift" else "rotates"
+                raise ValueError(
+                    f"{name}={value} {verb} images, but X has rows of "
+                    f"{self.n_features_in_} features: pass images of shape (n_samples, H, W) "
+                    f"or (n_samples, C, H, W), or set {name}=0"
+                )
 
     def _backbone(self):
         """``"mlp"`` or ``"conv"``, resolved against the fitted input shape."""

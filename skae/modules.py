@@ -226,12 +226,15 @@ def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activati
     return MLPDecoder(n_inputs, tuple(hidden_layer_sizes)[::-1], output_shape, activation)
 
 
-def random_shift(x, max_shift):
-    """Each image of ``x`` translated by its own random offset, bilinearly, zeros filling in.
+def random_shift(x, max_shift, max_rotation=0.0):
+    """Each image of ``x`` translated (and rotated) by its own random draw, bilinearly, zeros
+    filling in.
 
     The offsets along the height and the width are uniform in ``[-max_shift, max_shift]``
-    pixels (fractions of a pixel too). ``x`` is ``(n, H, W)`` or ``(n, C, H, W)``; the result
-    has its shape.
+    pixels (fractions of a pixel too); with ``max_rotation > 0`` each image also turns about
+    its centre by an angle uniform in ``[-max_rotation, max_rotation]`` degrees (0 draws no
+    angle, so that the shifts alone draw the same offsets as before). ``x`` is ``(n, H, W)`` or
+    ``(n, C, H, W)``; the result has its shape.
     """
     images = x if x.dim() == 4 else x.unsqueeze(1)
     n, _, h, w = images.shape
@@ -239,8 +242,17 @@ def random_shift(x, max_shift):
     # affine_grid's coordinates run over [-1, 1]: one pixel is 2 / size (scalars, not a tensor
     # copied from the host, so that a CUDA graph can record the step)
     offset = torch.cat([offset[:, :1] * (2.0 / w), offset[:, 1:] * (2.0 / h)], dim=1)
-    identity = torch.eye(2, dtype=x.dtype, device=x.device).expand(n, 2, 2)
-    theta = torch.cat([identity, offset], dim=2)
+    if max_rotation:
+        angle = (2 * torch.rand(n, dtype=x.dtype, device=x.device) - 1) * (
+            max_rotation * math.pi / 180.0)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # in pixels, so that a rectangular image turns without shearing: x' = cos x - sin y
+        # (w/h and h/w rescale between the normalized axes)
+        linear = torch.stack([torch.stack([cos, -sin * (h / w)], dim=1),
+                              torch.stack([sin * (w / h), cos], dim=1)], dim=1)
+    else:
+        linear = torch.eye(2, dtype=x.dtype, device=x.device).expand(n, 2, 2)
+    theta = torch.cat([linear, offset], dim=2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     shifted = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)

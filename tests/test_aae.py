@@ -298,27 +298,31 @@ def test_supervised_phase_adds_the_virtual_adversarial_loss_of_all_rows(semi, aa
     assert other.item() - other_ce.item() == pytest.approx(2.0 * vat.item(), rel=1e-4)
 
 
+@pytest.mark.parametrize("max_shift, max_rotation", [(1.5, 0.0), (0.0, 20.0), (1.5, 20.0)])
 def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_consistency(
-        semi, aae):
+        semi, aae, max_shift, max_rotation):
     X, y, y_semi = semi
-    assert (aae.max_shift, aae.consistency_weight) == (0.0, 1.0)  # the defaults: no shift
+    # the defaults: no shift, no turn
+    assert (aae.max_shift, aae.max_rotation, aae.consistency_weight) == (0.0, 0.0, 1.0)
+    moves = {"max_shift": max_shift, "max_rotation": max_rotation}
     labeled = np.flatnonzero(y_semi != -1)[:7]
     # the MLP encoder flattens its input: the fitted model reads the digits as 8x8 images too
     x = torch.as_tensor(X[:40], dtype=torch.float32).reshape(-1, 8, 8)
     x_lab = torch.as_tensor(X[labeled], dtype=torch.float32).reshape(-1, 8, 8)
     y_lab = torch.as_tensor(np.searchsorted(aae.classes_, y[labeled]))
     batch = (x, x_lab, y_lab)
-    model = _model(aae, vat_weight=0.0, max_shift=1.5, consistency_weight=3.0).train()
+    model = _model(aae, vat_weight=0.0, **moves, consistency_weight=3.0).train()
     torch.manual_seed(0)
     loss = model.loss_sup(batch)
     torch.manual_seed(0)  # the same draws, in the same order: labeled shift, then all rows'
-    shifted_lab = random_shift(x_lab, 1.5)
+    shifted_lab = random_shift(x_lab, max_shift, max_rotation)
     ce = torch.nn.functional.cross_entropy(model.class_logits(shifted_lab), y_lab)
-    consistency = losses.consistency_loss(model.class_logits, x, random_shift(x, 1.5))
+    consistency = losses.consistency_loss(model.class_logits, x,
+                                          random_shift(x, max_shift, max_rotation))
     assert consistency.item() > 0
     assert loss.item() == pytest.approx(ce.item() + 3.0 * consistency.item(), rel=1e-5)
     # consistency_weight=0: the shifted labeled images alone
-    model = _model(aae, vat_weight=0.0, max_shift=1.5, consistency_weight=0.0).train()
+    model = _model(aae, vat_weight=0.0, **moves, consistency_weight=0.0).train()
     torch.manual_seed(0)
     assert model.loss_sup(batch).item() == pytest.approx(ce.item(), rel=1e-5)
 
@@ -340,6 +344,8 @@ def test_max_shift_on_rows_is_a_clear_error(semi):
     X, _, y_semi = semi
     with pytest.raises(ValueError, match="max_shift=2 shifts images, but X has rows of 64"):
         AAEClassifier(**TINY, max_shift=2).fit(X, y_semi)
+    with pytest.raises(ValueError, match="max_rotation=10 rotates images, but X has rows of 64"):
+        AAEClassifier(**TINY, max_rotation=10).fit(X, y_semi)
 
 
 class _RecordVatEpsilon(Callback):

@@ -258,19 +258,34 @@ def test_discriminator_loss_with_max_shift_shifts_the_labeled_images_and_adds_co
         torch.manual_seed(0)
         torch.testing.assert_close(model.loss_disc((x, x_lab, y_lab)), sup + unsup,
                                    rtol=1e-5, atol=1e-6)
+        # max_rotation: the same losses on images shifted and turned
+        model.consistency_weight, model.max_rotation = 3.0, 20.0
+        torch.manual_seed(0)
+        loss = model.loss_disc((x, x_lab, y_lab))
+        torch.manual_seed(0)
+        fake = model.generator(model.noise(model.n_fake, x))
+        moved_lab = random_shift(x_lab, 1.0, 20.0)
+        x_moved = random_shift(x, 1.0, 20.0)
+        sup, unsup = losses.improved_gan_losses(
+            model.discriminate(moved_lab), y_lab, model.discriminate(x),
+            model.discriminate(fake))
+        consistency = losses.consistency_loss(model.discriminate, x, x_moved)
+        torch.testing.assert_close(loss, sup + unsup + 3.0 * consistency, rtol=1e-5, atol=1e-6)
 
 
 def test_max_shift_on_rows_is_a_clear_error(small_data):
     with pytest.raises(ValueError, match="max_shift=2 shifts images, but X has rows of 64"):
         GANClassifier(**SMALL, max_shift=2).fit(*small_data)
+    with pytest.raises(ValueError, match="max_rotation=10 rotates images, but X has rows of 64"):
+        GANClassifier(**SMALL, max_rotation=10).fit(*small_data)
 
 
 def test_model_saved_before_max_shift_loads_without_shifts(fitted, small_data):
     state = fitted.__getstate__()
-    del state["max_shift"], state["consistency_weight"]
+    del state["max_shift"], state["max_rotation"], state["consistency_weight"]
     loaded = GANClassifier.__new__(GANClassifier)
     loaded.__setstate__(state)
-    assert (loaded.max_shift, loaded.consistency_weight) == (0.0, 1.0)
+    assert (loaded.max_shift, loaded.max_rotation, loaded.consistency_weight) == (0.0, 0.0, 1.0)
     np.testing.assert_array_equal(loaded.predict_proba(small_data[0]),
                                   fitted.predict_proba(small_data[0]))
 

@@ -299,3 +299,34 @@ def test_random_shift_translates_each_image_by_its_own_offset_within_max_shift(s
 def test_random_shift_of_zero_is_the_identity():
     x = torch.rand(3, 1, 8, 8)
     assert_close(random_shift(x, 0.0), x)
+    assert_close(random_shift(x, 0.0, 0.0), x)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (12, 10)])
+def test_random_shift_with_max_rotation_turns_each_image_about_its_centre(shape):
+    # one bright pixel 4 pixels right of the centre: a turn keeps its distance to the centre
+    # (in pixels, a non-square image too: no shear) and moves it by the angle drawn
+    n, max_rotation = 300, 30.0
+    h, w = shape
+    x = torch.zeros(n, h, w)
+    x[:, h // 2, w // 2 + 4] = 1.0
+    torch.manual_seed(0)
+    out = random_shift(x, 0.0, max_rotation)
+    assert out.shape == x.shape
+    mass = out.sum(dim=(1, 2))
+    centre_y, centre_x = (h - 1) / 2, (w - 1) / 2
+    dy = (out.sum(dim=2) * torch.arange(h)).sum(dim=1) / mass - centre_y
+    dx = (out.sum(dim=1) * torch.arange(w)).sum(dim=1) / mass - centre_x
+    start_y, start_x = h // 2 - centre_y, w // 2 + 4 - centre_x
+    radius = (start_y ** 2 + start_x ** 2) ** 0.5
+    assert_close(torch.hypot(dx, dy), torch.full((n,), radius), atol=0.15, rtol=0)
+    turn = torch.rad2deg(torch.atan2(dy, dx) - torch.atan2(torch.tensor(start_y),
+                                                           torch.tensor(start_x)))
+    assert turn.abs().max() <= max_rotation + 1.0
+    assert turn.abs().max() > 0.8 * max_rotation  # the whole range is drawn, both ways
+    assert (turn > 5).any() and (turn < -5).any()
+    # max_rotation=0 draws no angle: the shifts alone reproduce the former offsets
+    torch.manual_seed(1)
+    shifted = random_shift(x, 2.0)
+    torch.manual_seed(1)
+    assert_close(random_shift(x, 2.0, 0.0), shifted)
