@@ -204,10 +204,15 @@ def _cells(rows, columns):
     return header, body
 
 
-def curve_text(curve):
-    """A learning curve ``[(epoch, test error %)]`` in words, for a results page's notes."""
-    return "test error (%) after " + ", ".join(f"{epoch} epochs {error:.2f}"
-                                                for epoch, error in curve)
+def curve_text(curve, seconds=None):
+    """A learning curve ``[(epoch, test error %)]`` in words, for a results page's notes;
+    ``seconds``, the training time up to each of its epochs, is written beside them."""
+    if seconds is None:
+        return "test error (%) after " + ", ".join(f"{epoch} epochs {error:.2f}"
+                                                    for epoch, error in curve)
+    return "test error (%) after " + ", ".join(
+        f"{epoch} epochs ({second:.0f} s of training) {error:.2f}"
+        for (epoch, error), second in zip(curve, seconds))
 
 
 def print_table(rows, columns, file=None):

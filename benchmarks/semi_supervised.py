@@ -101,7 +101,8 @@ def main():
         notes.append(f"skae's models trained in chunks of {args.eval_every} epochs "
                      "(warm_start=True, fresh optimizers each chunk), checkpointed; fit time "
                      "summed over the chunks")
-    notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: {curve_text(r['curve'])}"
+    notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: "
+              + curve_text(r["curve"], r.get("curve_seconds"))
               for r in rows if r.get("curve")]
     notes += [f"{r['model']}, {r['n_labeled']} labels, seed {r['seed']}: most frequent errors "
               + ", ".join(f"{true} read as {pred} ({count} times)"

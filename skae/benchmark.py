@@ -138,8 +138,9 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
 
     ``eval_every=N`` also scores skae's models on the test set every N epochs of the same
     training run (a callback; the timing then includes those evaluations): their rows get
-    ``curve``, a list of ``(epoch, test_error)``, and the epoch table of ``quiet=False`` shows
-    a ``test_error`` column.
+    ``curve``, a list of ``(epoch, test_error)``, and ``curve_seconds``, the training time (s)
+    up to each of those epochs without the evaluations (the sum of the epochs' ``dur``), and
+    the epoch table of ``quiet=False`` shows a ``test_error`` column.
 
     ``checkpoint_dir`` makes long runs resumable: skae's models then train in chunks of
     ``eval_every`` epochs (``warm_start=True``; the optimizers restart at each chunk), and
@@ -187,11 +188,11 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                 X_train, X_test = images_train, images_test
             else:
                 X_train, X_test = rows_train, rows_test
-            curve = None
+            curve = curve_seconds = None
             if deep and checkpoint_dir is not None:
                 path = Path(checkpoint_dir, f"{name}_{dataset}_{n_labeled}_{seed}.joblib")
-                model, seconds, curve = _fit_in_chunks(model, X_train, y_semi, X_test, y_test,
-                                                       eval_every, path)
+                model, seconds, curve, curve_seconds = _fit_in_chunks(
+                    model, X_train, y_semi, X_test, y_test, eval_every, path)
             else:
                 if deep and eval_every:
                     model.set_params(callbacks=[TestError.for_fit(model, y_semi, X_test, y_test,
@@ -204,6 +205,7 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
                 seconds = time.perf_counter() - start
                 if deep and eval_every:
                     curve = TestError.curve(model.net_)
+                    curve_seconds = TestError.seconds(model.net_)
             predicted = model.predict(X_test)
             error = _test_error(y_test, predicted)
             published = PUBLISHED.get((name, n_labeled)) if dataset == "mnist" else None
@@ -216,6 +218,8 @@ def run_semi_supervised(*, dataset="mnist", data_dir=None, n_labeled=100, seeds=
             }
             if curve is not None:
                 row["curve"] = curve
+                if curve_seconds is not None:
+                    row["curve_seconds"] = curve_seconds
             rows.append(row)
             if callback is not None:
                 callback(row)
@@ -246,7 +250,8 @@ def _test_error(y_test, predicted):
 def _fit_in_chunks(model, X, y, X_test, y_test, chunk, path):
     """Train ``model`` for its ``max_epochs`` in chunks, saved to ``path`` after each one.
 
-    Returns ``(model, fit_seconds, curve)``; resumes from ``path`` when it exists.
+    Returns ``(model, fit_seconds, curve, curve_seconds)`` (the fit time summed up to each
+    chunk); resumes from ``path`` when it exists.
     """
     import joblib
 
@@ -258,9 +263,10 @@ def _fit_in_chunks(model, X, y, X_test, y_test, chunk, path):
             raise ValueError(f"{path} is a run of {state['total_epochs']} epochs, not {total}: "
                              "remove it or use another checkpoint folder")
         state["model"].set_params(verbose=model.verbose)
+        state.setdefault("curve_seconds", None)  # saved before it was kept: left out
     else:
         state = {"model": model, "total_epochs": total, "epochs": 0, "seconds": 0.0,
-                 "curve": []}
+                 "curve": [], "curve_seconds": []}
     model = state["model"].set_params(warm_start=True)
     while state["epochs"] < total:
         epochs = min(chunk, total - state["epochs"])
@@ -269,11 +275,13 @@ def _fit_in_chunks(model, X, y, X_test, y_test, chunk, path):
         state["seconds"] += time.perf_counter() - start
         state["epochs"] += epochs
         state["curve"].append((state["epochs"], _test_error(y_test, model.predict(X_test))))
+        if state["curve_seconds"] is not None:
+            state["curve_seconds"].append(state["seconds"])
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         joblib.dump(state, partial)
         partial.replace(path)  # a run stopped while saving keeps the previous chunk
-    return model, state["seconds"], state["curve"]
+    return model, state["seconds"], state["curve"], state["curve_seconds"]
 
 
 class TestError(Callback):
@@ -299,6 +307,17 @@ class TestError(Callback):
     def curve(net):
         """``[(epoch, test error)]``: what the callback recorded in ``net.history``."""
         return [(e["epoch"], e["test_error"]) for e in net.history if "test_error" in e]
+
+    @staticmethod
+    def seconds(net):
+        """The training time (s) up to each epoch of ``curve``: the sum of the epochs' ``dur``
+        (skorch's epoch timer stops before the callback scores, so the scoring is left out)."""
+        total, out = 0.0, []
+        for epoch in net.history:
+            total += epoch.get("dur", 0.0)
+            if "test_error" in epoch:
+                out.append(total)
+        return out
 
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) % self.every:

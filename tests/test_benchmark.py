@@ -1,5 +1,7 @@
 """skae.benchmark: the semi-supervised benchmark's models, runs and table (digits, tiny epochs)."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -192,12 +194,32 @@ def test_eval_every_records_the_test_error_curve_of_the_same_run():
         run_semi_supervised(dataset="digits", eval_every=0, models=["GANClassifier"])
 
 
+def test_curve_seconds_is_the_training_time_without_the_scoring(monkeypatch):
+    import skae.benchmark as benchmark
+
+    scored = benchmark.forward_in_batches
+
+    def slow_scoring(*args, **kwargs):
+        time.sleep(0.5)
+        return scored(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "forward_in_batches", slow_scoring)
+    gan = run_semi_supervised(dataset="digits", n_labeled=50, max_epochs=4, eval_every=2,
+                              models=["GANClassifier"], quiet=True)[0]
+    first, last = gan["curve_seconds"]
+    assert 0 < first < last
+    # the epochs' own durations: the two half-second scorings are in the fit time, not here
+    assert last < gan["fit_seconds"] - 1.0
+
+
 def test_checkpoint_dir_resumes_a_stopped_run_where_it_stopped(tmp_path, monkeypatch):
     kwargs = dict(dataset="digits", n_labeled=50, max_epochs=4, eval_every=2,
                   models=["GANClassifier"], quiet=True)
     whole = run_semi_supervised(**kwargs, checkpoint_dir=tmp_path / "whole")[0]
     assert [epoch for epoch, _ in whole["curve"]] == [2, 4]
     assert whole["curve"][-1][1] == pytest.approx(whole["test_error"])
+    first, last = whole["curve_seconds"]  # the fit time summed chunk by chunk
+    assert 0 < first < last == pytest.approx(whole["fit_seconds"])
     assert (tmp_path / "whole" / "GANClassifier_digits_50_0.joblib").exists()
 
     fit, calls = GANClassifier.fit, []

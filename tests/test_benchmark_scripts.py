@@ -157,7 +157,8 @@ def test_semi_supervised_script_on_digits(tmp_path):
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert {row["model"] for row in rows} == {"AAEClassifier", "LabelSpreading"}
     text = out.with_suffix(".md").read_text()
-    assert "AAEClassifier, 50 labels, seed 0: test error (%) after 1 epochs " in text
+    assert re.search(r"AAEClassifier, 50 labels, seed 0: test error \(%\) after 1 epochs "
+                     r"\(\d+ s of training\) \d+\.\d\d, 2 epochs", text)
     assert "trained with cuda_graphs=False" in text
     bad = run_script("semi_supervised.py", "--dataset", "digits", "--models", "LabelSpreading",
                      "--set", "lr_schedule=constant", "--output", out)

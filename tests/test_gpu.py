@@ -181,15 +181,16 @@ def test_gan_trains_with_and_without_cuda_graphs(semi, cuda_graphs):
     pickle.loads(pickle.dumps(gan))
 
 
+@pytest.mark.parametrize("max_rotation", [0.0, 10.0])
 @pytest.mark.parametrize("Estimator", [AAEClassifier, GANClassifier])
-def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator):
+def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator, max_rotation):
     # random_shift inside the recorded step: no copy from the host, no fallback warning
     X, y, y_semi = semi
     images = X.reshape(-1, 8, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         clf = Estimator(hidden_layer_sizes=(64,), backbone="mlp", max_shift=1.0, max_epochs=5,
-                        device=DEVICE, random_state=0,
+                        max_rotation=max_rotation, device=DEVICE, random_state=0,
                         callbacks=[_RecordsGraphs()]).fit(images, y_semi)
     assert _callback(clf, _RecordsGraphs).recorded
     unlabeled = y_semi == -1
