@@ -219,9 +219,12 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     noise : float, default=0.0
         Standard deviation of Gaussian noise added to the encoder's input during training.
     supervised_weight : float, default=1.0
-        Weight of the cross-entropy of the supervised phase. That phase has its own optimizer,
-        so with Adam (scale-invariant) the weight changes little; it scales the supervised
-        step with ``optimizer="sgd"``.
+        Weight of the cross-entropy of the supervised phase, beside that phase's virtual
+        adversarial and consistency losses. The phase has its own optimizer, so with Adam
+        (which does not see the scale of its loss) the weight sets only the balance between the
+        labels and those unlabeled losses; with ``optimizer="sgd"`` it also scales the step. On
+        MNIST with 1000 labels (``max_shift=2``, ``max_rotation=10``, 20 epochs) 3 gave 2.05 and
+        1.86 % on two draws against 1.74 and 1.73 % (see the benchmarks page).
     discriminator_noise : float, default=0.3
         Standard deviation of Gaussian noise added to what both discriminators see during
         training, prior samples and codes alike ("instance noise"). Without it the categorical
