@@ -207,12 +207,9 @@ def _cells(rows, columns):
 def curve_text(curve, seconds=None):
     """A learning curve ``[(epoch, test error %)]`` in words, for a results page's notes;
     ``seconds``, the training time up to each of its epochs, is written beside them."""
-    if seconds is None:
-        return "test error (%) after " + ", ".join(f"{epoch} epochs {error:.2f}"
-                                                    for epoch, error in curve)
-    return "test error (%) after " + ", ".join(
-        f"{epoch} epochs ({second:.0f} s of training) {error:.2f}"
-        for (epoch, error), second in zip(curve, seconds))
+    times = [""] * len(curve) if seconds is None else [f" ({s:.0f} s of training)" for s in seconds]
+    return "test error (%) after " + ", ".join(f"{epoch} epochs{time} {error:.2f}"
+                                                for (epoch, error), time in zip(curve, times))
 
 
 def print_table(rows, columns, file=None):
