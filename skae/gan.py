@@ -290,7 +290,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         uniformly in ``[-max_rotation, max_rotation]`` degrees, in the supervised loss and the
         consistency loss alike (either parameter > 0 turns both losses on). On MNIST with 100
         labels, 10 degrees beside ``max_shift=2`` gave 0.94 and 0.81 % after 40 epochs on two
-        draws of the labels, against 1.11 and 0.79 % without.
+        draws of the labels, against 1.11 and 0.79 % without, and 1.15 and 0.82 % after 50
+        epochs on two more, against 0.96 and 0.83 %.
     consistency_weight : float, default=1.0
         Weight of the consistency loss under shifts; used when ``max_shift > 0`` or
         ``max_rotation > 0``.
