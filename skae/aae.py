@@ -218,6 +218,16 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         Reconstruction loss; ``"bce"`` for data in [0, 1] such as pixel intensities.
     noise : float, default=0.0
         Standard deviation of Gaussian noise added to the encoder's input during training.
+    hidden_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to every hidden layer of the encoder, after
+        its activation, during training (as the :class:`GANClassifier`'s discriminator does).
+    batch_norm : bool, default=False
+        Batch-normalize every hidden layer of the encoder, before its activation (as the MLP of
+        the virtual adversarial training paper does). In eval mode the encoder uses running
+        statistics, averaged alongside the weights when ``ema_decay > 0``. On MNIST with 100
+        labels (``max_shift=2``, 20 epochs, the draw of seed 0) it learned faster, 1.91 % after
+        10 epochs against 2.62 %, and ended behind, 2.11 % against 1.87 %; with
+        ``hidden_noise=0.3`` too, 2.09 % (see the AAEClassifier page of the documentation).
     supervised_weight : float, default=1.0
         Weight of the cross-entropy of the supervised phase, beside that phase's virtual
         adversarial and consistency losses. The phase has its own optimizer, so with Adam
@@ -412,6 +422,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "discriminator_hidden_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"mse", "bce"})],
         "noise": [Interval(Real, 0, None, closed="left")],
+        "hidden_noise": [Interval(Real, 0, None, closed="left")],
+        "batch_norm": ["boolean"],
         "supervised_weight": [Interval(Real, 0, None, closed="left")],
         "discriminator_noise": [Interval(Real, 0, None, closed="left")],
         "reconstruct_labeled": ["boolean"],
@@ -426,7 +438,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
 
     def __init__(self, n_components=10, *, hidden_layer_sizes=None,
                  discriminator_hidden_sizes=(1000, 1000), activation="relu", backbone="auto",
-                 loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.3,
+                 loss="mse", noise=0.0, hidden_noise=0.0, batch_norm=False,
+                 supervised_weight=1.0, discriminator_noise=0.3,
                  reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0,
                  vat_epsilon=(0.4, 0.2), vat_early_epochs=5, max_shift=0.0,
                  max_rotation=0.0, consistency_weight=1.0, classes=None, max_epochs=50,
@@ -440,6 +453,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.backbone = backbone
         self.loss = loss
         self.noise = noise
+        self.hidden_noise = hidden_noise
+        self.batch_norm = batch_norm
         self.supervised_weight = supervised_weight
         self.discriminator_noise = discriminator_noise
         self.reconstruct_labeled = reconstruct_labeled
@@ -493,7 +508,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         k, d = len(self.classes_), self.n_components
         shape, act = self.input_shape_, self.activation
         return AAEModel(
-            build_encoder(backbone, shape, hidden, k + d, act),
+            build_encoder(backbone, shape, hidden, k + d, act,
+                          hidden_noise=float(self.hidden_noise), batch_norm=bool(self.batch_norm)),
             build_decoder(backbone, k + d, hidden, shape, act),
             MLP([k, *disc_hidden, 1], act),
             MLP([d, *disc_hidden, 1], act),
@@ -523,8 +539,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
 
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained as the paper does
-        state = {"discriminator_noise": 0.0, "reconstruct_labeled": False, "ema_decay": 0.0,
-                 "vat_weight": 0.0, "vat_epsilon": 0.4, "vat_early_epochs": 5, "max_shift": 0.0,
+        state = {"hidden_noise": 0.0, "batch_norm": False, "discriminator_noise": 0.0,
+                 "reconstruct_labeled": False, "ema_decay": 0.0, "vat_weight": 0.0,
+                 "vat_epsilon": 0.4, "vat_early_epochs": 5, "max_shift": 0.0,
                  "max_rotation": 0.0, "consistency_weight": 1.0, **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:

@@ -21,6 +21,7 @@ __all__ = [
     "MLPDecoder",
     "TiedMLPDecoder",
     "WeightNormLinear",
+    "BatchNorm1d",
     "ParameterAverage",
     "ConvEncoder",
     "ConvDecoder",
@@ -55,6 +56,28 @@ class GaussianNoise(nn.Module):
         return f"std={self.std}"
 
 
+class BatchNorm1d(nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` that normalizes a minibatch of one row by its running
+    statistics (as in eval mode) instead of failing: a fit's last minibatch may hold one row."""
+
+    def forward(self, x):
+        if self.training and len(x) == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def _hidden_block(activation, n_features, *, hidden_noise=0.0, batch_norm=False, conv=False):
+    """What follows a hidden layer: ``[batch norm,] activation[, Gaussian noise]``."""
+    layers = []
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(n_features) if conv else BatchNorm1d(n_features))
+    layers.append(ACTIVATIONS[activation]())
+    if hidden_noise:
+        layers.append(GaussianNoise(hidden_noise))
+    return layers
+
+
 class MLP(nn.Sequential):
     """``Linear -> activation`` for each hidden size, then a final ``Linear`` (no activation).
 
@@ -69,10 +92,12 @@ class MLP(nn.Sequential):
         every hidden activation (the Improved-GAN discriminator's regularizer).
     weight_norm : bool
         Weight-normalize every linear layer (Salimans & Kingma, 2016).
+    batch_norm : bool
+        Batch-normalize every hidden layer, before its activation (Ioffe & Szegedy, 2015).
     """
 
     def __init__(self, sizes, activation="relu", *, input_noise=0.0, hidden_noise=0.0,
-                 weight_norm=False):
+                 weight_norm=False, batch_norm=False):
         layers = []
         if input_noise:
             layers.append(GaussianNoise(input_noise))
@@ -82,19 +107,21 @@ class MLP(nn.Sequential):
                 linear = WeightNormLinear(n_in, n_out)
             layers.append(linear)
             if i < len(sizes) - 2:
-                layers.append(ACTIVATIONS[activation]())
-                if hidden_noise:
-                    layers.append(GaussianNoise(hidden_noise))
+                layers += _hidden_block(activation, n_out, hidden_noise=hidden_noise,
+                                        batch_norm=batch_norm)
         super().__init__(*layers)
 
 
 class MLPEncoder(nn.Module):
-    """Flattens the input and applies an :class:`MLP`."""
+    """Flattens the input and applies an :class:`MLP` (``hidden_noise``, ``batch_norm``: its
+    options)."""
 
-    def __init__(self, input_shape, hidden_layer_sizes, n_outputs, activation="relu"):
+    def __init__(self, input_shape, hidden_layer_sizes, n_outputs, activation="relu", *,
+                 hidden_noise=0.0, batch_norm=False):
         super().__init__()
         n_in = math.prod(input_shape)
-        self.mlp = MLP([n_in, *hidden_layer_sizes, n_outputs], activation)
+        self.mlp = MLP([n_in, *hidden_layer_sizes, n_outputs], activation,
+                       hidden_noise=hidden_noise, batch_norm=batch_norm)
 
     def forward(self, x):
         return self.mlp(x.flatten(1))
@@ -155,12 +182,14 @@ def _padded(size, n_layers):
 
 
 class ConvEncoder(nn.Module):
-    """``Conv2d(k=4, s=2, p=1) -> activation`` per entry of ``channels``, then a ``Linear``.
+    """``Conv2d(k=4, s=2, p=1) -> activation`` per entry of ``channels``, then a ``Linear``
+    (``hidden_noise``, ``batch_norm``: as in :class:`MLP`, after each convolution).
 
     Inputs whose height or width is not a multiple of ``2 ** len(channels)`` are zero-padded.
     """
 
-    def __init__(self, input_shape, channels, n_outputs, activation="relu"):
+    def __init__(self, input_shape, channels, n_outputs, activation="relu", *,
+                 hidden_noise=0.0, batch_norm=False):
         super().__init__()
         c, h, w = _image_dims(input_shape)
         self.input_shape = tuple(input_shape)
@@ -168,7 +197,9 @@ class ConvEncoder(nn.Module):
         self.pad = (0, _padded(w, n) - w, 0, _padded(h, n) - h)
         layers = []
         for c_out in channels:
-            layers += [nn.Conv2d(c, c_out, 4, 2, 1), ACTIVATIONS[activation]()]
+            layers += [nn.Conv2d(c, c_out, 4, 2, 1),
+                       *_hidden_block(activation, c_out, hidden_noise=hidden_noise,
+                                      batch_norm=batch_norm, conv=True)]
             c = c_out
         self.conv = nn.Sequential(*layers)
         self.flat_shape = (c, _padded(h, n) // 2**n, _padded(w, n) // 2**n)
@@ -209,11 +240,14 @@ class ConvDecoder(nn.Module):
         return x.reshape(-1, *self.output_shape)
 
 
-def build_encoder(backbone, input_shape, hidden_layer_sizes, n_outputs, activation):
-    """The encoder of ``backbone`` (``"mlp"`` or ``"conv"``)."""
+def build_encoder(backbone, input_shape, hidden_layer_sizes, n_outputs, activation, *,
+                  hidden_noise=0.0, batch_norm=False):
+    """The encoder of ``backbone`` (``"mlp"`` or ``"conv"``); ``hidden_noise`` and
+    ``batch_norm`` follow each hidden layer (see :class:`MLP`)."""
+    options = {"hidden_noise": hidden_noise, "batch_norm": batch_norm}
     if backbone == "conv":
-        return ConvEncoder(input_shape, hidden_layer_sizes, n_outputs, activation)
-    return MLPEncoder(input_shape, hidden_layer_sizes, n_outputs, activation)
+        return ConvEncoder(input_shape, hidden_layer_sizes, n_outputs, activation, **options)
+    return MLPEncoder(input_shape, hidden_layer_sizes, n_outputs, activation, **options)
 
 
 def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activation,
@@ -355,7 +389,8 @@ class ParameterAverage(nn.Module):
     Improved-GAN authors' code uses for testing, with the warm-up of common EMA
     implementations): early on the average spans about the last tenth of the steps, so a
     short run is not dragged back to its first weights; later, about the last
-    ``1 / (1 - decay)`` steps. Buffers (e.g. batch-norm statistics) are copied, not averaged.
+    ``1 / (1 - decay)`` steps. Floating-point buffers (batch-norm statistics) are averaged
+    with the same weights, so that they match the averaged weights; the others are copied.
     Call the copy (``average.module``) to predict with the averaged weights.
     """
 
@@ -398,5 +433,8 @@ class ParameterAverage(nn.Module):
             mine.lerp_(theirs, weights[mine.dtype])
         theirs_all = itertools.chain.from_iterable(s.buffers() for s in sources)
         for buffer, theirs in zip(self.module.buffers(), theirs_all, strict=True):
-            buffer.copy_(theirs)
+            if buffer.is_floating_point():
+                buffer.lerp_(theirs, weight.to(buffer.dtype))
+            else:
+                buffer.copy_(theirs)
         self._steps = None  # the host copy is read again when asked for

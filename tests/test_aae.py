@@ -222,6 +222,30 @@ def _model(aae, **settings):
     return model
 
 
+@pytest.mark.parametrize("backbone", ["mlp", "conv"])
+def test_encoder_batch_norm_and_hidden_noise(semi, backbone):
+    X, y, y_semi = semi
+    X_img = X.reshape(-1, 8, 8)
+    # 1797 rows in minibatches of 64 leave a last one of 5; of 16, one of 5 too
+    clf = AAEClassifier(4, hidden_layer_sizes=(8, 8) if backbone == "conv" else (64,),
+                        discriminator_hidden_sizes=(32,), backbone=backbone, batch_norm=True,
+                        hidden_noise=0.1, max_epochs=10, batch_size=64, random_state=0)
+    clf.fit(X_img, y_semi)
+    kinds = {type(m).__name__ for m in clf.net_.module_.encoder.modules()}
+    assert {"GaussianNoise", "BatchNorm2d" if backbone == "conv" else "BatchNorm1d"} <= kinds
+    # predictions use the averaged encoder, with its averaged running statistics
+    assert clf.score(X_img, y) > 0.5
+    assert_array_equal(clf.predict(X_img[:20]), clf.predict(X_img[:20]))
+
+
+def test_encoder_batch_norm_fits_a_last_minibatch_of_one_row(semi):
+    X, _, y_semi = semi
+    X1, y1 = X[:101], y_semi[:101].copy()
+    y1[:10] = np.arange(10)  # 100 rows and one left over in minibatches of 50
+    clf = AAEClassifier(batch_norm=True, batch_size=50, **TINY).fit(X1, y1)
+    assert np.isfinite(clf.predict_proba(X1)).all()
+
+
 def test_discriminators_see_noisy_codes_in_training_only(aae):
     assert aae.discriminator_noise == 0.3  # the default
     model = _model(aae)

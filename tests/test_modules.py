@@ -10,6 +10,7 @@ from torch.testing import assert_close
 
 from skae.modules import (
     MLP,
+    BatchNorm1d,
     ConvDecoder,
     ConvEncoder,
     GaussianNoise,
@@ -171,6 +172,37 @@ def test_mlp_noise_layers_only_act_in_training():
     assert not torch.equal(mlp(x), mlp(x))
 
 
+def test_mlp_batch_norm_normalizes_each_hidden_layer_before_its_activation():
+    mlp = MLP([4, 8, 8, 2], batch_norm=True, hidden_noise=0.1)
+    kinds = [type(m).__name__ for m in mlp]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "GaussianNoise"] * 2 + ["Linear"]
+    out = nn.Sequential(*list(mlp)[:2])(torch.randn(50, 4) * 5 + 3)  # the minibatch statistics
+    assert_close(out.mean(dim=0), torch.zeros(8), atol=1e-5, rtol=0)
+    assert_close(out.std(dim=0, unbiased=False), torch.ones(8), atol=1e-3, rtol=0)
+
+
+def test_batch_norm_of_one_row_in_training_uses_the_running_statistics():
+    bn = BatchNorm1d(3)
+    bn.running_mean.fill_(1.0)
+    bn.running_var.fill_(4.0)
+    x = torch.tensor([[3.0, 1.0, -1.0]])
+    assert_close(bn.train()(x), torch.tensor([[1.0, 0.0, -1.0]]), atol=1e-4, rtol=0)
+    assert_close(bn.train()(x), bn.eval()(x))
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "conv"])
+def test_build_encoder_passes_hidden_noise_and_batch_norm(backbone):
+    shape = (8, 8) if backbone == "conv" else (6,)
+    encoder = build_encoder(backbone, shape, (4, 4), 3, "relu", hidden_noise=0.2,
+                            batch_norm=True)
+    kinds = [type(m).__name__ for m in encoder.modules()]
+    assert kinds.count("GaussianNoise") == 2
+    assert kinds.count("BatchNorm2d" if backbone == "conv" else "BatchNorm1d") == 2
+    assert encoder(torch.rand(5, *shape)).shape == (5, 3)
+    plain = [type(m).__name__ for m in build_encoder(backbone, shape, (4, 4), 3, "relu").modules()]
+    assert not {"GaussianNoise", "BatchNorm1d", "BatchNorm2d"} & set(plain)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_weight_norm_linear_is_the_normalized_weight_with_its_gradients(bias):
     torch.manual_seed(0)
@@ -257,6 +289,18 @@ def test_parameter_average_long_run_forgets_at_the_decay_rate():
         average.module.weight.fill_(0.0)
     average.update(source, decay)
     assert_close(average.module.weight, torch.full((1, 1), 1 - decay))
+
+
+def test_parameter_average_averages_batch_norm_statistics_and_copies_its_count():
+    source = nn.BatchNorm1d(2)
+    average = ParameterAverage(source)
+    for value in (1.0, 3.0):
+        source.running_mean.fill_(value)
+        source.num_batches_tracked.fill_(int(value))
+        average.update(source, 0.5)
+    # step 1 takes the value, step 2 moves by max(0.5, 9 / 12) = 0.75 towards the new one
+    assert_close(average.module.running_mean, torch.full((2,), 1.0 + 0.75 * 2.0))
+    assert int(average.module.num_batches_tracked) == 3
 
 
 def test_parameter_average_updates_from_the_children_of_its_container():
