@@ -38,13 +38,19 @@ class AAEModel(PhasedModel):
     """
 
     phases = ("recon", "disc", "gen", "sup")
-    max_rotation = 0.0  # for models pickled before the parameter existed
+    max_rotation = 0.0  # for models pickled before the parameters existed
+    consistency_threshold = 0.0
+    consistency_teacher = "encoder"
+    predicted_prior = False
+    #: weight of each minibatch's mean ``q(y|x)`` in the running mean of a predicted prior
+    prior_rate = 1e-3
 
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
                  reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.4,
                  vat_schedule=None, max_shift=0.0, max_rotation=0.0,
-                 consistency_weight=1.0):
+                 consistency_weight=1.0, consistency_threshold=0.0,
+                 consistency_teacher="encoder", class_prior="uniform"):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -64,6 +70,15 @@ class AAEModel(PhasedModel):
         self.max_shift = max_shift
         self.max_rotation = max_rotation
         self.consistency_weight = consistency_weight
+        self.consistency_threshold = consistency_threshold
+        self.consistency_teacher = consistency_teacher
+        # the categorical prior: "uniform" (the paper's), "predicted" (the running mean of the
+        # encoder's own q(y|x), from uniform) or given probabilities
+        self.predicted_prior = isinstance(class_prior, str) and class_prior == "predicted"
+        if not (isinstance(class_prior, str) and class_prior == "uniform"):
+            prior = (torch.full((n_classes,), 1.0 / n_classes) if self.predicted_prior
+                     else torch.as_tensor(class_prior, dtype=torch.float32))
+            self.register_buffer("prior", prior)
         if vat_schedule is not None:  # the first epoch's value until training sets each epoch's
             self.begin_epoch(1)
         # the encoder's averaged weights, for predictions and codes (see ``encode``)
@@ -131,7 +146,14 @@ class AAEModel(PhasedModel):
         return code
 
     def _prior(self, n, like):
-        y = F.one_hot(torch.randint(self.n_classes, (n,), device=like.device), self.n_classes)
+        k = self.n_classes
+        if hasattr(self, "prior"):  # classes drawn by their prior probabilities
+            cdf = self.prior.cumsum(0)
+            u = torch.rand(n, device=like.device, dtype=cdf.dtype) * cdf[-1]
+            index = torch.searchsorted(cdf, u).clamp_(max=k - 1)
+        else:  # uniform
+            index = torch.randint(k, (n,), device=like.device)
+        y = F.one_hot(index, k)
         return y.to(like.dtype), torch.randn(n, self.n_components, device=like.device)
 
     # --- the losses -----------------------------------------------------------------------
@@ -152,6 +174,9 @@ class AAEModel(PhasedModel):
         x = batch[0]
         with torch.no_grad():
             logits, z = self.encode(x)
+            if self.predicted_prior:  # the classes as large as the encoder makes them
+                self.prior.lerp_(logits.softmax(dim=1).mean(dim=0).to(self.prior.dtype),
+                                 self.prior_rate)
         y_prior, z_prior = self._prior(len(x), z)
         noisy = self.critic_input
         return (
@@ -185,9 +210,13 @@ class AAEModel(PhasedModel):
             loss = loss + self.vat_weight * losses.virtual_adversarial_loss(
                 self.class_logits, x, self.vat_epsilon * scale, log_p=log_p)
         if shifted:  # same class for a shifted image
+            target = log_p
+            if self.consistency_teacher == "average":  # Mean Teacher's target
+                with torch.no_grad():
+                    target = self.average.module(x)[:, : self.n_classes].log_softmax(dim=1)
             loss = loss + self.consistency_weight * losses.consistency_loss(
                 self.class_logits, x, random_shift(x, self.max_shift, self.max_rotation),
-                log_p=log_p)
+                log_p=target, threshold=self.consistency_threshold)
         return loss
 
 
@@ -304,6 +333,29 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
     consistency_weight : float, default=1.0
         Weight of the consistency loss under shifts; used when ``max_shift > 0`` or
         ``max_rotation > 0``.
+    consistency_threshold : float in [0, 1], default=0.0
+        0: the consistency loss under shifts is the KL divergence to the soft prediction
+        ``q(y|x)``. Above 0 its target is hard, as in FixMatch (Sohn et al., 2020): the
+        cross-entropy of ``q(y|shifted x)`` against the most probable class of ``q(y|x)``, for
+        the rows whose probability of that class is at least ``consistency_threshold`` (the
+        others add nothing), so confident unlabeled rows teach as labeled ones do. On MNIST
+        with 100 labels (``max_shift=2``, 20 epochs, the draw of seed 0) 0.8 gave 2.05 %
+        against 1.87 % with the soft target (see the AAEClassifier page of the
+        documentation).
+    consistency_teacher : {"encoder", "average"}, default="encoder"
+        Whose prediction on the unshifted rows is the target of the consistency loss:
+        ``"encoder"``, the encoder being trained (held fixed); ``"average"``, the running
+        average of its weights (``ema_decay``), the teacher of Mean Teacher (Tarvainen and
+        Valpola, 2017), which changes more slowly and smoothly than the encoder.
+    class_prior : {"uniform", "predicted"} or array-like of shape (n_classes,), \
+            default="uniform"
+        The categorical prior whose one-hot samples the categorical discriminator takes for
+        real, and so the share of the rows that the encoder gives each class. ``"uniform"``:
+        equal shares (the paper's). ``"predicted"``: the running mean of the encoder's own
+        ``q(y|x)`` over the minibatches (about the last thousand), starting from uniform, so
+        the prior still makes the codes one-hot but stops pushing the classes to equal sizes
+        once they have formed. An array: the probability of each class, in the order of
+        ``classes_`` (normalized to sum to 1), when the shares are known.
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
@@ -395,7 +447,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
        norm, found by one power iteration (Miyato et al., 2018); with ``max_shift > 0``,
        ``x_lab`` shifted at random and ``+ consistency_weight * KL(q(y|x) || q(y|s(x)))``,
        ``s`` a random shift of up to ``max_shift`` pixels (and turn of up to ``max_rotation``
-       degrees).
+       degrees); with ``consistency_threshold = t > 0`` that KL is replaced by
+       ``mean_x [max_k q(k|x) >= t] CE(l(s(x)), argmax_k q(k|x))``.
 
     Each phase has its own optimizer, as in the paper. In 2 and 3 the discriminators see
     their inputs with ``N(0, discriminator_noise^2)`` noise added. After each minibatch, a
@@ -432,6 +485,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         "vat_epsilon": [Interval(Real, 0, None, closed="neither"), "array-like"],
         "vat_early_epochs": [Interval(Integral, 0, None, closed="left")],
         **SHIFT_CONSTRAINTS,
+        "consistency_threshold": [Interval(Real, 0, 1, closed="both")],
+        "consistency_teacher": [StrOptions({"encoder", "average"})],
+        "class_prior": [StrOptions({"uniform", "predicted"}), "array-like"],
         "classes": ["array-like", None],
     }
     _default_hidden_layer_sizes = {"mlp": (1000, 1000), "conv": (32, 64)}
@@ -442,7 +498,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  supervised_weight=1.0, discriminator_noise=0.3,
                  reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0,
                  vat_epsilon=(0.4, 0.2), vat_early_epochs=5, max_shift=0.0,
-                 max_rotation=0.0, consistency_weight=1.0, classes=None, max_epochs=50,
+                 max_rotation=0.0, consistency_weight=1.0, consistency_threshold=0.0,
+                 consistency_teacher="encoder", class_prior="uniform", classes=None,
+                 max_epochs=50,
                  batch_size=100, lr=1e-3, lr_schedule="linear", optimizer="adam",
                  weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
                  callbacks=None, warm_start=False):
@@ -465,6 +523,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.max_shift = max_shift
         self.max_rotation = max_rotation
         self.consistency_weight = consistency_weight
+        self.consistency_threshold = consistency_threshold
+        self.consistency_teacher = consistency_teacher
+        self.class_prior = class_prior
         self.classes = classes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -520,7 +581,27 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             vat_weight=self.vat_weight, **self._vat_epsilon_schedule(),
             max_shift=float(self.max_shift), max_rotation=float(self.max_rotation),
             consistency_weight=float(self.consistency_weight),
+            consistency_threshold=float(self.consistency_threshold),
+            consistency_teacher=self.consistency_teacher, class_prior=self._class_prior(),
         )
+
+    def _class_prior(self):
+        """``class_prior`` for the model: a string, or the given probabilities, normalized."""
+        prior = self.class_prior
+        if isinstance(prior, str):
+            return prior
+        k = len(self.classes_)
+        values = np.asarray(prior, dtype=object)
+        if values.shape != (k,) or not all(
+                isinstance(v, Real) and np.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(
+                f"class_prior must be 'uniform', 'predicted' or {k} non-negative numbers, one "
+                f"for each class of classes_; got {prior!r}"
+            )
+        values = values.astype(np.float64)
+        if values.sum() <= 0:
+            raise ValueError(f"class_prior must have a positive sum; got {prior!r}")
+        return (values / values.sum()).astype(np.float32)
 
     def _vat_epsilon_schedule(self):
         """The model's ``vat_epsilon`` or, for a pair, its ``vat_schedule``."""
@@ -542,7 +623,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         state = {"hidden_noise": 0.0, "batch_norm": False, "discriminator_noise": 0.0,
                  "reconstruct_labeled": False, "ema_decay": 0.0, "vat_weight": 0.0,
                  "vat_epsilon": 0.4, "vat_early_epochs": 5, "max_shift": 0.0,
-                 "max_rotation": 0.0, "consistency_weight": 1.0, **state}
+                 "max_rotation": 0.0, "consistency_weight": 1.0, "consistency_threshold": 0.0,
+                 "consistency_teacher": "encoder", "class_prior": "uniform",
+                 **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:
             # and before the encoder's average: an empty one (predictions use the encoder)

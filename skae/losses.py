@@ -4,6 +4,8 @@ Every function takes tensors and returns a tensor; none holds state. Each is sma
 test against a closed form (see ``tests/test_losses.py``).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -114,17 +116,26 @@ def _fixed_log_p(forward, x, log_p):
     return log_p
 
 
-def consistency_loss(forward, x, x_other, log_p=None):
+def consistency_loss(forward, x, x_other, log_p=None, threshold=0.0):
     """``KL(p(y|x) || p(y|x_other))`` averaged over the rows, ``p(y|x)`` held fixed.
 
     ``p(y|x) = softmax(forward(x))``. With ``x_other`` a transformed copy of ``x`` (e.g. shifted
     images), it asks the classifier to predict alike for both, and needs no label. ``log_p``:
     ``log p(y|x)`` already computed (without gradient), e.g. shared with
     :func:`virtual_adversarial_loss`.
+
+    With ``threshold > 0`` the target is hard, as in FixMatch (Sohn et al., 2020): the
+    cross-entropy of ``p(y|x_other)`` against the most probable class of ``p(y|x)``, for the
+    rows where that class's probability is at least ``threshold``, summed and divided by the
+    number of all rows (the confident rows act as labeled ones; the others add nothing).
     """
     log_p = _fixed_log_p(forward, x, log_p)
-    return F.kl_div(forward(x_other).log_softmax(dim=1), log_p, log_target=True,
-                    reduction="batchmean")
+    log_q = forward(x_other).log_softmax(dim=1)
+    if threshold > 0:
+        log_conf, target = log_p.max(dim=1)
+        confident = log_conf >= math.log(threshold)
+        return (F.nll_loss(log_q, target, reduction="none") * confident).mean()
+    return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
 
 
 def virtual_adversarial_loss(forward, x, epsilon, xi=1e-6, log_p=None):

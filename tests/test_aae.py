@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
@@ -349,6 +349,34 @@ def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_cons
     model = _model(aae, vat_weight=0.0, **moves, consistency_weight=0.0).train()
     torch.manual_seed(0)
     assert model.loss_sup(batch).item() == pytest.approx(ce.item(), rel=1e-5)
+    # consistency_threshold: the hard targets of the confident rows (FixMatch)
+    assert aae.consistency_threshold == 0.0  # the default: the soft targets
+    model = _model(aae, vat_weight=0.0, **moves, consistency_weight=3.0,
+                   consistency_threshold=0.5).train()
+    torch.manual_seed(0)
+    loss = model.loss_sup(batch)
+    torch.manual_seed(0)
+    shifted_lab = random_shift(x_lab, max_shift, max_rotation)
+    hard = losses.consistency_loss(model.class_logits, x,
+                                   random_shift(x, max_shift, max_rotation), threshold=0.5)
+    assert hard.item() > 0 and hard.item() != pytest.approx(consistency.item())
+    assert loss.item() == pytest.approx(ce.item() + 3.0 * hard.item(), rel=1e-5)
+    # consistency_teacher="average": the averaged encoder's prediction is the target
+    assert aae.consistency_teacher == "encoder"  # the default
+    model = _model(aae, vat_weight=0.0, **moves, consistency_weight=3.0,
+                   consistency_teacher="average").train()
+    with torch.no_grad():
+        teacher = model.average.module(x)[:, : model.n_classes].log_softmax(dim=1)
+        student = model.class_logits(x).log_softmax(dim=1)
+    assert not torch.allclose(teacher, student)  # the average has moved away from the last step
+    torch.manual_seed(0)
+    loss = model.loss_sup(batch)
+    torch.manual_seed(0)
+    shifted_lab = random_shift(x_lab, max_shift, max_rotation)
+    taught = losses.consistency_loss(model.class_logits, x,
+                                     random_shift(x, max_shift, max_rotation), log_p=teacher)
+    assert taught.item() != pytest.approx(consistency.item())
+    assert loss.item() == pytest.approx(ce.item() + 3.0 * taught.item(), rel=1e-5)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
@@ -480,3 +508,50 @@ def test_warm_start_goes_on_averaging(semi):
     clf = AAEClassifier(**TINY, warm_start=True, ema_decay=0.0).fit(X, y_semi)
     clf.set_params(ema_decay=0.99).fit(X, y_semi)
     assert clf.net_.module_.average.steps() == steps
+
+
+def test_class_prior_given_draws_the_prior_samples_by_its_probabilities(semi, aae):
+    assert aae.class_prior == "uniform"  # the default: the paper's prior, no buffer
+    assert not hasattr(aae.net_.module_, "prior")
+    X, y, y_semi = semi
+    shares = np.arange(1.0, 11.0)  # class k ten times as likely as class 0 for k = 9
+    clf = AAEClassifier(class_prior=shares, **TINY).fit(X, y_semi)
+    model = clf.net_.module_
+    assert_allclose(model.prior.numpy(), shares / shares.sum(), rtol=1e-6)
+    torch.manual_seed(0)
+    onehot, z = model._prior(20000, torch.zeros(1))
+    assert onehot.shape == (20000, 10) and z.shape == (20000, model.n_components)
+    assert set(onehot.sum(dim=1).tolist()) == {1.0}
+    assert_allclose(onehot.mean(dim=0).numpy(), shares / shares.sum(), atol=0.01)
+    # the given prior stays as given; the fitted model pickles with it
+    assert_allclose(pickle.loads(pickle.dumps(clf)).net_.module_.prior.numpy(),
+                    shares / shares.sum(), rtol=1e-6)
+
+
+def test_class_prior_predicted_follows_the_encoders_class_shares(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(class_prior="predicted", **{**TINY, "max_epochs": 3}).fit(X, y_semi)
+    model = clf.net_.module_
+    prior = model.prior.clone()
+    assert prior.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert not torch.allclose(prior, torch.full((10,), 0.1))  # moved away from uniform
+    # one discriminator step moves it by prior_rate towards the minibatch's mean q(y|x)
+    x = torch.as_tensor(X[:50], dtype=torch.float32)
+    model.train()
+    with torch.no_grad():
+        mean_q = model.encode(x)[0].softmax(dim=1).mean(dim=0)
+    model.loss_disc((x,))
+    assert_allclose(model.prior.numpy(), (prior + model.prior_rate * (mean_q - prior)).numpy(),
+                    rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("prior, match", [
+    ([1.0, 2.0], "10 non-negative numbers"),
+    ([1.0] * 9 + [-1.0], "10 non-negative numbers"),
+    ([1.0] * 9 + [np.nan], "10 non-negative numbers"),
+    ([0.0] * 10, "positive sum"),
+])
+def test_class_prior_bad_values_are_value_errors(semi, prior, match):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match=match):
+        AAEClassifier(class_prior=prior, **TINY).fit(X, y_semi)

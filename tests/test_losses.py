@@ -218,3 +218,28 @@ def test_consistency_loss_is_the_kl_to_the_fixed_prediction_on_x(gen):
     (grad,) = torch.autograd.grad(loss, weight)
     p, q = forward(x).softmax(dim=1).detach(), forward(x_other).softmax(dim=1).detach()
     assert_close(grad, (q - p).T @ x_other / len(x))
+
+
+def test_consistency_loss_with_a_threshold_is_the_cross_entropy_to_confident_predictions(gen):
+    weight = _randn(gen, 3, 4)
+    x, x_other = 3.0 * _randn(gen, 8, 4), _randn(gen, 8, 4)
+
+    def forward(v):
+        return v @ weight.T
+
+    with torch.no_grad():
+        p = forward(x).softmax(dim=1)
+    conf, target = p.max(dim=1)
+    threshold = float(conf.median())  # about half the rows are confident
+    confident = conf >= threshold
+    assert 0 < confident.sum() < len(x)
+    ce = torch.nn.functional.cross_entropy(forward(x_other), target, reduction="none")
+    loss = losses.consistency_loss(forward, x, x_other, threshold=threshold)
+    # summed over the confident rows, divided by all of them (FixMatch's mean)
+    assert loss.item() == pytest.approx((ce[confident].sum() / len(x)).item(), rel=1e-9)
+    # the hard target differs from the soft one; above every confidence it is 0
+    assert loss.item() != pytest.approx(losses.consistency_loss(forward, x, x_other).item())
+    assert losses.consistency_loss(forward, x, x_other, threshold=1.0).item() == 0.0
+    # threshold=0 is the soft loss
+    assert losses.consistency_loss(forward, x, x_other, threshold=0.0).item() == pytest.approx(
+        losses.consistency_loss(forward, x, x_other).item())
