@@ -523,6 +523,10 @@ def test_class_prior_given_draws_the_prior_samples_by_its_probabilities(semi, aa
     assert onehot.shape == (20000, 10) and z.shape == (20000, model.n_components)
     assert set(onehot.sum(dim=1).tolist()) == {1.0}
     assert_allclose(onehot.mean(dim=0).numpy(), shares / shares.sum(), atol=0.01)
+    # sample() draws its classes from it too
+    _, y_sampled = clf.sample(5000, random_state=0)
+    assert_allclose(np.bincount(y_sampled, minlength=10) / 5000, shares / shares.sum(),
+                    atol=0.02)
     # the given prior stays as given; the fitted model pickles with it
     assert_allclose(pickle.loads(pickle.dumps(clf)).net_.module_.prior.numpy(),
                     shares / shares.sum(), rtol=1e-6)
