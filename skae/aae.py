@@ -32,9 +32,11 @@ class AAEModel(PhasedModel):
     ``max_shift > 0`` (or ``max_rotation > 0``), the labeled images shifted at random by up to
     ``max_shift`` pixels (and turned by up to ``max_rotation`` degrees) and
     ``consistency_weight`` times the consistency loss between the minibatch of all rows and a
-    shifted copy of it). With
-    ``ema_decay > 0``, after every step ``average`` takes in the encoder's weights, and in eval
-    mode the averaged encoder encodes.
+    shifted copy of it; ``consistency_threshold`` and ``consistency_teacher`` set that loss's
+    target). With ``ema_decay > 0``, after every step ``average`` takes in the encoder's
+    weights, and in eval mode the averaged encoder encodes. ``class_prior`` other than
+    ``"uniform"`` keeps the prior's class probabilities in the buffer ``prior`` (for
+    ``"predicted"``, updated by every ``disc`` phase).
     """
 
     phases = ("recon", "disc", "gen", "sup")
@@ -444,7 +446,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
        ``reconstruct_labeled``, ``mean l_rec(x_lab, g(onehot(y_lab), z(x_lab)))`` on the
        labeled minibatch;
     2. regularization, discriminators: ``min_D BCE(D_y(y~), 1) + BCE(D_y(q(y|x)), 0) +
-       BCE(D_z(z~), 1) + BCE(D_z(z(x)), 0)`` with ``y~`` one-hot uniform, ``z~ ~ N(0, I)``;
+       BCE(D_z(z~), 1) + BCE(D_z(z(x)), 0)`` with ``y~`` one-hot from the categorical
+       prior (``class_prior``, uniform by default), ``z~ ~ N(0, I)``;
     3. regularization, generator: ``min_enc BCE(D_y(q(y|x)), 1) + BCE(D_z(z(x)), 1)``;
     4. supervised: ``min_enc supervised_weight * CE(l(x_lab), y_lab) + vat_weight *
        KL(q(y|x) || q(y|x + r_adv))`` on a labeled minibatch and the minibatch of all rows,
@@ -629,8 +632,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  "reconstruct_labeled": False, "ema_decay": 0.0, "vat_weight": 0.0,
                  "vat_epsilon": 0.4, "vat_early_epochs": 5, "max_shift": 0.0,
                  "max_rotation": 0.0, "consistency_weight": 1.0, "consistency_threshold": 0.0,
-                 "consistency_teacher": "encoder", "class_prior": "uniform",
-                 **state}
+                 "consistency_teacher": "encoder", "class_prior": "uniform", **state}
         net_state = state.get("_net_state")
         if net_state is not None and "average.n_averaged" not in net_state["weights"]:
             # and before the encoder's average: an empty one (predictions use the encoder)
