@@ -294,7 +294,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         draw class boundaries through empty regions. On MNIST with 100 labels it lowered the
         test error after 10 epochs from 8.16 % to 3.81 % on average over four draws of the
         labels (see the AAEClassifier page of the documentation). 0 is the paper's supervised
-        phase; the loss costs about a fifth more time per epoch.
+        phase; the loss costs about a fifth more time per epoch. The shifts of ``max_shift``
+        do not replace it: with ``max_shift=2`` and 100 labels, 0 gave 2.88 % after 20 epochs
+        against 1.87 % (the draw of seed 0).
     vat_epsilon : float or (float, float), default=(0.4, 0.2)
         L2 norm of the perturbation ``r`` of one row, as a fraction of the root-mean-square L2
         norm of the minibatch's rows (so it does not depend on the scale of the features; on
@@ -348,7 +350,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         Whose prediction on the unshifted rows is the target of the consistency loss:
         ``"encoder"``, the encoder being trained (held fixed); ``"average"``, the running
         average of its weights (``ema_decay``), the teacher of Mean Teacher (Tarvainen and
-        Valpola, 2017), which changes more slowly and smoothly than the encoder.
+        Valpola, 2017), which changes more slowly and smoothly than the encoder. On MNIST
+        with 100 labels (``max_shift=2``, 20 epochs, the draw of seed 0) ``"average"`` gave
+        2.48 % against 1.87 % (see the AAEClassifier page of the documentation).
     class_prior : {"uniform", "predicted"} or array-like of shape (n_classes,), \
             default="uniform"
         The categorical prior whose one-hot samples the categorical discriminator takes for
