@@ -197,6 +197,31 @@ def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator, max_rotat
     assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
 
 
+@pytest.mark.parametrize("settings", [
+    {"class_prior": "predicted"},
+    {"class_prior": np.arange(1.0, 11.0)},
+    {"consistency_threshold": 0.8, "consistency_teacher": "average"},
+])
+def test_aae_prior_and_consistency_targets_are_recorded_in_cuda_graphs(semi, settings):
+    # the prior's draws and running mean, hard and averaged targets inside the recorded step
+    X, y, y_semi = semi
+    images = X.reshape(-1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clf = AAEClassifier(hidden_layer_sizes=(64,), backbone="mlp", max_shift=1.0,
+                            max_epochs=5, device=DEVICE, random_state=0,
+                            callbacks=[_RecordsGraphs()], **settings).fit(images, y_semi)
+    assert _callback(clf, _RecordsGraphs).recorded
+    model = clf.net_.module_
+    if "class_prior" in settings:
+        prior = model.prior.cpu()
+        assert prior.sum().item() == pytest.approx(1.0, abs=1e-4)
+        if isinstance(settings["class_prior"], str):  # "predicted": moved by the replays
+            assert not torch.allclose(prior, torch.full((10,), 0.1))
+    unlabeled = y_semi == -1
+    assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
+
+
 def _one_then_zero(epoch):
     return 1.0 if epoch < 1 else 0.0
 
