@@ -76,8 +76,9 @@ class AAEModel(PhasedModel):
         self.consistency_teacher = consistency_teacher
         # the categorical prior: "uniform" (the paper's), "predicted" (the running mean of the
         # encoder's own q(y|x), from uniform) or given probabilities
-        self.predicted_prior = isinstance(class_prior, str) and class_prior == "predicted"
-        if not (isinstance(class_prior, str) and class_prior == "uniform"):
+        kind = class_prior if isinstance(class_prior, str) else "given"
+        self.predicted_prior = kind == "predicted"
+        if kind != "uniform":
             prior = (torch.full((n_classes,), 1.0 / n_classes) if self.predicted_prior
                      else torch.as_tensor(class_prior, dtype=torch.float32))
             self.register_buffer("prior", prior)
@@ -203,8 +204,9 @@ class AAEModel(PhasedModel):
             x_lab = random_shift(x_lab, self.max_shift, self.max_rotation)
         loss = self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
         shifted = moves and self.consistency_weight
+        taught = shifted and self.consistency_teacher == "average"
         log_p = None
-        if self.vat_weight or shifted:  # q(y|x) of all rows: the fixed target of both losses
+        if self.vat_weight or (shifted and not taught):  # q(y|x) of all rows: a fixed target
             with torch.no_grad():
                 log_p = self.class_logits(x).log_softmax(dim=1)
         if self.vat_weight:  # smoothness of q(y|x) around the rows of the (unlabeled) minibatch
@@ -213,7 +215,7 @@ class AAEModel(PhasedModel):
                 self.class_logits, x, self.vat_epsilon * scale, log_p=log_p)
         if shifted:  # same class for a shifted image
             target = log_p
-            if self.consistency_teacher == "average":  # Mean Teacher's target
+            if taught:  # Mean Teacher's target
                 with torch.no_grad():
                     target = self.average.module(x)[:, : self.n_classes].log_softmax(dim=1)
             loss = loss + self.consistency_weight * losses.consistency_loss(
