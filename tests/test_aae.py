@@ -443,6 +443,28 @@ def test_a_bad_vat_epsilon_pair_is_a_clear_error(semi, eps):
         AAEClassifier(**TINY, vat_epsilon=eps).fit(X, y_semi)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_generator_lr_scale_sets_the_learning_rate_of_the_generator_step_alone(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(**TINY, lr=2e-3, lr_schedule="constant",
+                        generator_lr_scale=0.25).fit(X, y_semi)
+    lrs = {phase: [g["lr"] for g in getattr(clf.net_, f"optimizer_{phase}_").param_groups]
+           for phase in ("recon", "disc", "gen", "sup")}
+    assert lrs == {"recon": [2e-3], "disc": [2e-3], "gen": [5e-4], "sup": [2e-3]}
+    # the generator step keeps the adversarial phases' betas
+    assert clf.net_.optimizer_gen_.param_groups[0]["betas"] == (0.5, 0.999)
+    # a smaller step for the encoder against the discriminators: other weights, same data
+    default = AAEClassifier(**TINY, lr=2e-3, lr_schedule="constant").fit(X, y_semi)
+    assert not np.array_equal(clf.predict_proba(X[:20]), default.predict_proba(X[:20]))
+
+
+@pytest.mark.parametrize("scale", [0, -0.5])
+def test_generator_lr_scale_must_be_positive(semi, scale):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="generator_lr_scale"):
+        AAEClassifier(**TINY, generator_lr_scale=scale).fit(X, y_semi)
+
+
 def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     X, _, y_semi = semi
     # such a model predicted with its last weights: so does a fit with ema_decay=0
@@ -451,7 +473,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
                          random_state=0).fit(X, y_semi)
     state = last.__getstate__()
     for name in ("discriminator_noise", "reconstruct_labeled", "ema_decay", "vat_weight",
-                 "vat_epsilon", "vat_early_epochs"):
+                 "vat_epsilon", "vat_early_epochs", "generator_lr_scale"):
         del state[name]
     weights = state["_net_state"]["weights"]
     state["_net_state"]["weights"] = {k: v for k, v in weights.items()
@@ -461,6 +483,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     params = loaded.get_params()
     assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
     assert params["ema_decay"] == 0.0 and params["vat_weight"] == 0.0
+    assert params["generator_lr_scale"] == 1.0
     assert_array_equal(loaded.predict_proba(X[:50]), last.predict_proba(X[:50]))
     assert_array_equal(loaded.transform(X[:50]), last.transform(X[:50]))
 
