@@ -384,7 +384,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         CPU) 0.3 gave 1.79, 2.49 and 2.35 % with 100 labels on the draws of seeds 0, 1 and 5,
         against 2.21, 2.29 and 1.99 % at 1, and with 1000 labels 1.67 and 1.73 % against 1.79
         and 1.87 % (seeds 0 and 1): a little ahead with 1000 labels, no better with 100, so
-        the default stays 1. Too low and the encoder cannot keep up with the discriminators: 0.1
+        the default stays 1; 0.5 gave 1.61 and 1.48 % with 1000 labels (not yet measured with
+        100). Too low and the encoder cannot keep up with the discriminators: 0.1
         merged classes with 100 labels (about a tenth of the test images wrong after 10
         epochs) and ended at 1.97 % with 1000 (see the AAEClassifier page of the
         documentation).
