@@ -70,11 +70,11 @@ def build_parser():
         "demo",
         help="fit AutoEncoder, VAE and AAEClassifier on scikit-learn's digits beside "
         "scikit-learn baselines; print a table and write figures (no data or GPU needed)",
-        description="Fit an AutoEncoder, a VAE and an AAEClassifier (10%% of the labels, the "
+        description="Fit an AutoEncoder, a VAE and an AAEClassifier (10 % of the labels, the "
         "rest -1) on scikit-learn's embedded 8x8 digits; print one table beside PCA, "
         "LabelSpreading, SelfTrainingClassifier and an MLP fitted on the labeled rows; "
         "write the figures (reconstructions, samples, codes, training curves) as PNG files "
-        "to the output folder. About a minute on one CPU thread.",
+        "to the output folder. About half a minute on one CPU thread.",
     )
     demo.add_argument("--output", default="skae_demo_output", metavar="DIR",
                       help="folder for the figures, created if needed "

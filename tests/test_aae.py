@@ -456,6 +456,10 @@ def test_generator_lr_scale_sets_the_learning_rate_of_the_generator_step_alone(s
     # a smaller step for the encoder against the discriminators: other weights, same data
     default = AAEClassifier(**TINY, lr=2e-3, lr_schedule="constant").fit(X, y_semi)
     assert not np.array_equal(clf.predict_proba(X[:20]), default.predict_proba(X[:20]))
+    # by default the generator step takes half of lr, the other phases all of it
+    assert default.generator_lr_scale == 0.5
+    assert [g["lr"] for g in default.net_.optimizer_gen_.param_groups] == [1e-3]
+    assert [g["lr"] for g in default.net_.optimizer_sup_.param_groups] == [2e-3]
 
 
 @pytest.mark.parametrize("scale", [0, -0.5])
