@@ -387,10 +387,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         1.48 % with 1000 labels against 1.79 and 1.87 % (seeds 0 and 1); 0.3 was no better
         with 100 labels (1.79, 2.49, 2.35 %). It does not mend a draw whose labeled 4s and 9s
         let the encoder split them along another line: that of seed 4 ended at 9.52 %
-        (10.12 % at 1). Too
-        low and the encoder cannot keep up with the discriminators: 0.1 merged classes with
-        100 labels (about a tenth of the test images wrong after 10 epochs) and ended at
-        1.97 % with 1000 (see the AAEClassifier page of the documentation).
+        (10.12 % at 1). Too low and the encoder cannot keep up with the discriminators: 0.1
+        merged classes with 100 labels (about a tenth of the test images wrong after 10
+        epochs) and ended at 1.97 % with 1000 (see the AAEClassifier page of the
+        documentation).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
