@@ -66,6 +66,35 @@ def add_set_argument(parser, what):
                         "repeat for more")
 
 
+def add_ablation_arguments(parser, model, *, epochs, eval_every=None, eval_help):
+    """Add the options the ablation scripts share: ``--labels``, ``--epochs`` (default
+    ``epochs``), ``--eval-every`` (default ``eval_every``, help ``eval_help``), ``--seed``,
+    ``--variants``, ``--set`` (parameters of the estimator named ``model``) and ``--threads``."""
+    parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help=f"epochs of each fit (default: {epochs})")
+    parser.add_argument("--eval-every", type=int, default=eval_every, metavar="N",
+                        help=eval_help)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help="run only these variants (default: all)")
+    article = "an" if model[0] in "AEIOU" else "a"
+    add_set_argument(parser, f"{article} {model} parameter for every variant (a variant's own "
+                     "settings take precedence)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def selected_variants(variants, names):
+    """The entries of ``variants`` (tuples, each starting with its name) whose names are in
+    ``names``, in their order; all of them when ``names`` is None or empty. An unknown name is a
+    :class:`BenchmarkError`."""
+    known = [variant[0] for variant in variants]
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise BenchmarkError(f"unknown variants {unknown}; choose from {known}")
+    return [variant for variant in variants if not names or variant[0] in names]
+
+
 def settings_text(settings):
     """``--set``'s pairs as ``"name=value, ..."`` (a note of the results)."""
     return ", ".join(f"{name}={value!r}" for name, value in settings)

@@ -30,9 +30,9 @@ import warnings
 
 import numpy as np
 import torch
-from _common import BenchmarkError, add_io_arguments, command_line, confusions_text, curve_text
-from _common import add_set_argument, load_data, machine_info, main_guard, print_table
-from _common import result_paths, settings_text, square_images, write_results
+from _common import add_ablation_arguments, add_io_arguments, command_line, confusions_text
+from _common import curve_text, load_data, machine_info, main_guard, print_table, result_paths
+from _common import selected_variants, settings_text, square_images, write_results
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
@@ -139,40 +139,27 @@ def diagnose(clf, X_test, y_test, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_io_arguments(parser, "results/aae_ablation")
+    add_ablation_arguments(parser, "AAEClassifier", epochs=10,
+                           eval_help="also score each variant on the test rows every N epochs "
+                           "(a learning curve in the results)")
     parser.add_argument("--rows", type=int, default=None,
                         help="training images used (default: all)")
-    parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
-    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--test-rows", type=int, default=2000, help="test images scored")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
     parser.add_argument("--model-seed", type=int, default=None,
                         help="seed of the models alone (default: --seed): another "
                         "initialization and order of the batches for the same draw of labels")
-    parser.add_argument("--eval-every", type=int, default=None, metavar="N",
-                        help="also score each variant on the test rows every N epochs (a "
-                        "learning curve in the results)")
-    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                        help="run only these variants (default: all)")
-    add_set_argument(parser, "an AAEClassifier parameter for every variant (a variant's own "
-                     "settings take precedence)")
     parser.add_argument("--verbose", action="store_true",
                         help="print each fit's epoch table (skorch's, every phase's loss)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [name for name, *_ in VARIANTS]
-    unknown = sorted(set(args.variants or ()) - set(names))
-    if unknown:
-        raise BenchmarkError(f"unknown variants {unknown}; choose from {names}")
+    variants = selected_variants(VARIANTS, args.variants)
 
     X, y, X_test, y_test = load_data(args.dataset, args.data_dir, rows=args.rows, test=True)
     X_test, y_test = X_test[: args.test_rows], y_test[: args.test_rows]
     y_semi = make_semi_supervised(y, args.labels, random_state=args.seed)
     rows = []
-    for name, params, phases, schedule in VARIANTS:
-        if args.variants and name not in args.variants:
-            continue
+    for name, params, phases, schedule in variants:
         model_seed = args.seed if args.model_seed is None else args.model_seed
         clf = make_model("AAEClassifier", dataset=args.dataset, random_state=model_seed,
                          max_epochs=args.epochs)

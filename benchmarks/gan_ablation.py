@@ -28,8 +28,8 @@ import time
 import numpy as np
 import torch
 from _common import BenchmarkError, add_io_arguments, command_line, load_data, machine_info
-from _common import add_set_argument, main_guard, print_table, result_paths, settings_text
-from _common import square_images, write_results
+from _common import add_ablation_arguments, main_guard, print_table, result_paths
+from _common import selected_variants, settings_text, square_images, write_results
 from skorch.callbacks import Callback
 
 from skae.base import forward_in_batches
@@ -102,33 +102,20 @@ class Curve(Callback):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_io_arguments(parser, "results/gan_ablation")
-    parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--eval-every", type=int, default=5, metavar="N",
-                        help="score the test set every N epochs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
-    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                        help="run only these variants (default: all)")
-    add_set_argument(parser, "a GANClassifier parameter for every variant (a variant's own "
-                     "settings take precedence)")
+    add_ablation_arguments(parser, "GANClassifier", epochs=40, eval_every=5,
+                           eval_help="score the test set every N epochs")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.eval_every <= 0:
         raise BenchmarkError("--eval-every must be positive")
-    names = [name for name, *_ in VARIANTS]
-    unknown = sorted(set(args.variants or ()) - set(names))
-    if unknown:
-        raise BenchmarkError(f"unknown variants {unknown}; choose from {names}")
+    variants = selected_variants(VARIANTS, args.variants)
 
     X, y, X_test, y_test = load_data(args.dataset, args.data_dir, test=True)
     y_semi = make_semi_supervised(y, args.labels, random_state=args.seed)
     rows, notes = [], []
-    for name, params in VARIANTS:
-        if args.variants and name not in args.variants:
-            continue
+    for name, params in variants:
         clf = make_model("GANClassifier", dataset=args.dataset, device=args.device,
                          random_state=args.seed, max_epochs=args.epochs)
         classes = np.unique(y)  # every class has labeled rows: classes_ is this
