@@ -385,13 +385,13 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         1.99 % at 1 (the default until 2026-12-05), 1.70 and 1.59 % on those of seeds 2 and 3
         (1.74 % for seed 2 at 1), and 1.61 and 1.48 % with 1000 labels against 1.79 and 1.87 %
         (seeds 0 and 1); after the default 50 epochs, 1.44, 1.15, 1.42, 1.59, 1.35, 1.42, 1.31,
-        1.32 and 1.32 % with 100 labels (seeds 0 to 3 and 5 to 9) and 1.33, 1.18, 1.22 and
-        1.55 % with 1000 (seeds 0 to 3); 0.3 was no better with 100 labels (1.79, 2.49, 2.35 %).
-        It does not mend a draw whose labeled 4s and 9s let the encoder split them along another
-        line: that of seed 4 ended at 9.52 % after 20 epochs (10.12 % at 1) and 9.00 % after 50.
-        Too low and the encoder cannot keep up with the discriminators: 0.1 merged classes with
-        100 labels (about a tenth of the test images wrong after 10 epochs) and ended at 1.97 %
-        with 1000 (see the AAEClassifier page of the documentation).
+        1.32 and 1.32 % with 100 labels (seeds 0 to 3 and 5 to 9) and 1.33, 1.18, 1.22, 1.55,
+        1.44 and 1.53 % with 1000 (seeds 0 to 5); 0.3 was no better with 100 labels (1.79, 2.49,
+        2.35 %). It does not mend a draw whose labeled 4s and 9s let the encoder split them
+        along another line: that of seed 4 ended at 9.52 % after 20 epochs (10.12 % at 1) and
+        9.00 % after 50. Too low and the encoder cannot keep up with the discriminators: 0.1
+        merged classes with 100 labels (about a tenth of the test images wrong after 10 epochs)
+        and ended at 1.97 % with 1000 (see the AAEClassifier page of the documentation).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
