@@ -66,10 +66,11 @@ def add_set_argument(parser, what):
                         "repeat for more")
 
 
-def add_ablation_arguments(parser, model, *, epochs, eval_every=None, eval_help):
+def add_ablation_arguments(parser, estimator, *, epochs, eval_every=None, eval_help):
     """Add the options the ablation scripts share: ``--labels``, ``--epochs`` (default
     ``epochs``), ``--eval-every`` (default ``eval_every``, help ``eval_help``), ``--seed``,
-    ``--variants``, ``--set`` (parameters of the estimator named ``model``) and ``--threads``."""
+    ``--variants``, ``--set`` (parameters of ``estimator``, the help's words, e.g.
+    "an AAEClassifier") and ``--threads``."""
     parser.add_argument("--labels", type=int, default=100, help="labeled training rows")
     parser.add_argument("--epochs", type=int, default=epochs,
                         help=f"epochs of each fit (default: {epochs})")
@@ -78,8 +79,7 @@ def add_ablation_arguments(parser, model, *, epochs, eval_every=None, eval_help)
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw and the models")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants (default: all)")
-    article = "an" if model[0] in "AEIOU" else "a"
-    add_set_argument(parser, f"{article} {model} parameter for every variant (a variant's own "
+    add_set_argument(parser, f"{estimator} parameter for every variant (a variant's own "
                      "settings take precedence)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 

@@ -139,7 +139,7 @@ def diagnose(clf, X_test, y_test, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_io_arguments(parser, "results/aae_ablation")
-    add_ablation_arguments(parser, "AAEClassifier", epochs=10,
+    add_ablation_arguments(parser, "an AAEClassifier", epochs=10,
                            eval_help="also score each variant on the test rows every N epochs "
                            "(a learning curve in the results)")
     parser.add_argument("--rows", type=int, default=None,

@@ -102,7 +102,7 @@ class Curve(Callback):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_io_arguments(parser, "results/gan_ablation")
-    add_ablation_arguments(parser, "GANClassifier", epochs=40, eval_every=5,
+    add_ablation_arguments(parser, "a GANClassifier", epochs=40, eval_every=5,
                            eval_help="score the test set every N epochs")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
     args = parser.parse_args()
