@@ -9,6 +9,8 @@ A *model* is a ``torch.nn.Module`` that declares its training phases::
         def phase_loss(self, phase, batch): ...    # a scalar tensor
         def phase_optimizer_kwargs(self, phase):   # optional, e.g. {"betas": (0.5, 0.999)}
             ...
+        def phase_lr_scales(self, phase):          # optional, [(some of its parameters, 0.5)]
+            ...
         def end_step(self): ...                    # optional, after each step (averaging)
         def begin_epoch(self, epoch): ...          # optional, before each epoch (schedules)
 
@@ -167,6 +169,24 @@ def _accepts(optimizer, name):
         return False
 
 
+def _scaled_groups(groups, scales, lr):
+    """``groups`` (an optimizer's parameter groups) with the parameters named in ``scales``
+    (pairs ``(parameters, scale)``) moved to groups of their own at ``scale`` times their
+    group's learning rate (``lr`` where the group sets none)."""
+    scale_of = {id(p): float(scale) for params, scale in scales for p in params}
+    out = []
+    for group in groups:
+        by_scale = {}
+        for p in group["params"]:
+            by_scale.setdefault(scale_of.get(id(p), 1.0), []).append(p)
+        for scale, params in by_scale.items():
+            part = {**group, "params": params}
+            if scale != 1.0:
+                part["lr"] = group.get("lr", lr) * scale
+            out.append(part)
+    return out
+
+
 #: the learning-rate schedules of :class:`TrainingNet` (``lr_schedule``)
 LR_SCHEDULES = ("constant", "linear")
 
@@ -229,6 +249,9 @@ class TrainingNet(NeuralNet):
                     kwargs[key] = value
             if "lr_scale" in extra:
                 kwargs["lr"] = kwargs["lr"] * extra["lr_scale"]
+            scales = getattr(module, "phase_lr_scales", lambda _: ())(phase)
+            if scales:
+                args = (_scaled_groups(args[0], scales, kwargs["lr"]), *args[1:])
             if "fused" not in kwargs and _accepts(self.optimizer, "fused"):
                 kwargs["fused"] = torch.device(self.device).type in ("cpu", "cuda")
             if self._graphs_enabled() and _accepts(self.optimizer, "capturable"):

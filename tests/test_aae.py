@@ -469,6 +469,54 @@ def test_generator_lr_scale_must_be_positive(semi, scale):
         AAEClassifier(**TINY, generator_lr_scale=scale).fit(X, y_semi)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_reconstruction_lr_scale_sets_the_encoders_rate_in_the_reconstruction_phase(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(**TINY, lr=2e-3, lr_schedule="constant",
+                        reconstruction_lr_scale=0.25).fit(X, y_semi)
+    module = clf.net_.module_
+    groups = clf.net_.optimizer_recon_.param_groups
+    assert [g["params"] for g in groups] == [list(module.encoder.parameters()),
+                                             list(module.decoder.parameters())]
+    assert [g["lr"] for g in groups] == [5e-4, 2e-3]
+    for phase in ("disc", "gen", "sup"):  # the other phases keep one group at their rate
+        assert len(getattr(clf.net_, f"optimizer_{phase}_").param_groups) == 1
+    default = AAEClassifier(**TINY, lr=2e-3, lr_schedule="constant").fit(X, y_semi)
+    assert [g["lr"] for g in default.net_.optimizer_recon_.param_groups] == [2e-3]
+    assert not np.array_equal(clf.predict_proba(X[:20]), default.predict_proba(X[:20]))
+
+
+class _WithoutReconstruction(Callback):
+    def on_train_begin(self, net, **kwargs):
+        net.module_.active_phases = ("disc", "gen", "sup")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_reconstruction_lr_scale_0_trains_the_decoder_alone(semi):
+    X, _, y_semi = semi
+    params = dict(TINY, max_epochs=2, reconstruct_labeled=True)
+    clf = AAEClassifier(**params, reconstruction_lr_scale=0).fit(X, y_semi)
+    module = clf.net_.module_
+    # the reconstruction phase steps the decoder alone ...
+    (group,) = clf.net_.optimizer_recon_.param_groups
+    assert group["params"] == list(module.decoder.parameters())
+    # ... so the encoder is the one of a fit without that phase
+    without = AAEClassifier(**params, callbacks=[_WithoutReconstruction()]).fit(X, y_semi)
+    assert_array_equal(clf.predict_proba(X), without.predict_proba(X))
+    assert_array_equal(clf.transform(X), without.transform(X))
+    # and the decoder learned to reconstruct from those codes
+    def error(model):
+        return np.mean((model.inverse_transform(model.transform(X[:200])) - X[:200]) ** 2)
+    assert error(clf) < 0.9 * error(without)
+
+
+@pytest.mark.parametrize("scale", [-0.5, "half"])
+def test_reconstruction_lr_scale_must_be_a_non_negative_number(semi, scale):
+    X, _, y_semi = semi
+    with pytest.raises((ValueError, TypeError), match="reconstruction_lr_scale"):
+        AAEClassifier(**TINY, reconstruction_lr_scale=scale).fit(X, y_semi)
+
+
 def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     X, _, y_semi = semi
     # such a model predicted with its last weights: so does a fit with ema_decay=0
@@ -477,7 +525,8 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
                          random_state=0).fit(X, y_semi)
     state = last.__getstate__()
     for name in ("discriminator_noise", "reconstruct_labeled", "ema_decay", "vat_weight",
-                 "vat_epsilon", "vat_early_epochs", "generator_lr_scale"):
+                 "vat_epsilon", "vat_early_epochs", "generator_lr_scale",
+                 "reconstruction_lr_scale"):
         del state[name]
     weights = state["_net_state"]["weights"]
     state["_net_state"]["weights"] = {k: v for k, v in weights.items()
@@ -487,7 +536,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     params = loaded.get_params()
     assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
     assert params["ema_decay"] == 0.0 and params["vat_weight"] == 0.0
-    assert params["generator_lr_scale"] == 1.0
+    assert params["generator_lr_scale"] == 1.0 and params["reconstruction_lr_scale"] == 1.0
     assert_array_equal(loaded.predict_proba(X[:50]), last.predict_proba(X[:50]))
     assert_array_equal(loaded.transform(X[:50]), last.transform(X[:50]))
 

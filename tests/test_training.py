@@ -286,6 +286,33 @@ def test_linear_lr_schedule_scales_each_phase_from_its_own_rate(see_lr):
                                [[0.1, 0.05]] * 3 + [[0.2 / 3, 0.1 / 3], [0.1 / 3, 0.05 / 3]])
 
 
+def test_phase_lr_scales_puts_some_parameters_of_a_phase_in_a_group_of_their_own(see_lr):
+    class OneScaled(TwoPhases):
+        phases = ("ab", "b")
+
+        def phase_parameters(self, phase):
+            return [self.wa, self.wb] if phase == "ab" else [self.wb]
+
+        def phase_optimizer_kwargs(self, phase):
+            return {"lr_scale": 0.5} if phase == "ab" else {}
+
+        def phase_lr_scales(self, phase):
+            return [([self.wa], 0.1)] if phase == "ab" else ()
+
+        def loss_ab(self, batch):
+            return self.loss_a(batch)
+
+    model = OneScaled()
+    net = _net(model, max_epochs=5, lr=0.1, lr_schedule="linear", callbacks=[see_lr])
+    net.fit(TensorBatchDataset(_data()), None)
+    groups = net.optimizer_ab_.param_groups
+    assert [g["params"] for g in groups] == [[model.wa], [model.wb]]
+    # the phase's own scale, then the parameter's, and the schedule scales both groups alike
+    assert [g["base_lr"] for g in groups] == pytest.approx([0.005, 0.05])
+    assert [[g["params"] for g in net.optimizer_b_.param_groups]] == [[[model.wb]]]
+    assert groups[0]["lr"] / groups[1]["lr"] == pytest.approx(0.1)
+
+
 def test_linear_lr_schedule_refuses_an_lr_scheduler_callback(digits):
     scheduler = LRScheduler(torch.optim.lr_scheduler.StepLR, step_size=1)
     net = _net(TwoPhases(), max_epochs=2, lr=0.1, lr_schedule="linear", callbacks=[scheduler])
