@@ -177,13 +177,14 @@ class AAEModel(PhasedModel):
     def loss_recon(self, batch):
         x = batch[0]
         # at a rate of 0 the reconstruction trains the decoder alone: fixed codes
-        with torch.set_grad_enabled(bool(self.reconstruction_lr_scale)):
+        shapes_codes = bool(self.reconstruction_lr_scale)
+        with torch.set_grad_enabled(shapes_codes):
             logits, z = self.encode(x)
         out = self.decode_logits(logits.softmax(dim=1), z)
         loss = losses.reconstruction_error(out, x, self.loss).mean()
         if self.reconstruct_labeled:  # the labeled minibatch, decoded from its known class
             _, x_lab, y_lab = batch
-            with torch.set_grad_enabled(bool(self.reconstruction_lr_scale)):
+            with torch.set_grad_enabled(shapes_codes):
                 _, z_lab = self.encode(x_lab)
             y_onehot = F.one_hot(y_lab, self.n_classes).to(z_lab.dtype)
             out = self.decode_logits(y_onehot, z_lab)

@@ -309,8 +309,10 @@ def test_phase_lr_scales_puts_some_parameters_of_a_phase_in_a_group_of_their_own
     assert [g["params"] for g in groups] == [[model.wa], [model.wb]]
     # the phase's own scale, then the parameter's, and the schedule scales both groups alike
     assert [g["base_lr"] for g in groups] == pytest.approx([0.005, 0.05])
-    assert [[g["params"] for g in net.optimizer_b_.param_groups]] == [[[model.wb]]]
+    np.testing.assert_allclose([lrs["ab"] for lrs in see_lr.seen],  # the first group's, wa
+                               [0.005] * 3 + [0.01 / 3, 0.005 / 3])
     assert groups[0]["lr"] / groups[1]["lr"] == pytest.approx(0.1)
+    assert [g["params"] for g in net.optimizer_b_.param_groups] == [[model.wb]]
 
 
 def test_linear_lr_schedule_refuses_an_lr_scheduler_callback(digits):
