@@ -53,6 +53,29 @@ def _warmup(epochs, steps_per_epoch):
                        total_iters=steps_per_epoch, step_every="batch")
 
 
+class _ReconstructionFrom(Callback):
+    """From epoch ``start`` on, the reconstruction phase steps the encoder as well, at the
+    decoder's rate, where before it (``reconstruction_lr_scale=0``) only the decoder learned."""
+
+    def __init__(self, start):
+        self.start = start
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) != self.start:
+            return
+        module, optimizer = net.module_, net.optimizer_recon_
+        module.reconstruction_lr_scale = 1.0  # the codes now carry the reconstruction's gradient
+        decoder = optimizer.param_groups[0]
+        optimizer.add_param_group({"params": [*module.encoder.parameters()],
+                                   "lr": decoder["lr"], "base_lr": decoder["base_lr"]})
+
+
+def _reconstruction_from_decay(epochs, steps_per_epoch):
+    """The encoder in the reconstruction phase from the first epoch of ``lr_schedule='linear'``'s
+    decay on (``epochs // 2 + 2``)."""
+    return _ReconstructionFrom(epochs // 2 + 2)
+
+
 #: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four;
 #: ``schedule(epochs, steps_per_epoch)`` is a callback changing a setting over the training
 #: (the learning rate), None keeps the settings constant.
@@ -86,6 +109,8 @@ VARIANTS = [
     ("optimizer='adamw', weight_decay=0.05", {"optimizer": "adamw", "weight_decay": 0.05}, None,
      None),
     ("no reconstruction phase", {}, ("disc", "gen", "sup"), None),
+    ("reconstruction_lr_scale=0, then 1 once the lr decays", {"reconstruction_lr_scale": 0.0},
+     None, _reconstruction_from_decay),
     ("no adversarial phases", {}, ("recon", "sup"), None),
     ("supervised phase only", {}, ("sup",), None),
     ("backbone='conv' (images)", {"backbone": "conv"}, None, None),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -272,3 +273,42 @@ def test_aae_ablation_warmup_raises_the_rate_over_the_first_epoch():
     (record,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, BatchLr)]  # fit's clone
     # 4 batches an epoch: from lr / 4 up by equal steps, lr from the second epoch on
     np.testing.assert_allclose(record.seen, [0.0025, 0.004375, 0.00625, 0.008125] + [0.01] * 4)
+
+
+def test_aae_ablation_reconstruction_from_decay_adds_the_encoder_when_the_rate_decays():
+    from_decay = from_benchmarks("aae_ablation", "_reconstruction_from_decay")
+    from sklearn.datasets import load_digits
+    from skorch.callbacks import Callback
+
+    from skae import AAEClassifier
+    from skae.datasets import make_semi_supervised
+
+    class Weights(Callback):
+        def initialize(self):
+            self.seen = []
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.seen.append(next(net.module_.encoder.parameters()).detach().clone())
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16.0, make_semi_supervised(y[:200], 20, random_state=0)
+
+    def fit(*callbacks):
+        clf = AAEClassifier(hidden_layer_sizes=(16,), discriminator_hidden_sizes=(8,),
+                            max_epochs=4, batch_size=50, reconstruction_lr_scale=0.0,
+                            random_state=0, callbacks=[*callbacks, Weights()]).fit(X, y)
+        (record,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, Weights)]
+        return clf, record.seen
+
+    switched, seen = fit(from_decay(4, 4))
+    kept, seen_kept = fit()
+    # the linear schedule decays from epoch 4 of 4 on: up to it the same fit as scale 0
+    for epoch in range(3):
+        torch.testing.assert_close(seen[epoch], seen_kept[epoch], rtol=0, atol=0)
+    assert not torch.equal(seen[3], seen_kept[3])
+    recon = switched.net_.optimizer_recon_.param_groups
+    assert len(recon) == 2 and recon[1]["lr"] == recon[0]["lr"] == 0.0005  # half of lr
+    assert {id(p) for p in recon[1]["params"]} == {
+        id(p) for p in switched.net_.module_.encoder.parameters()}
+    assert len(kept.net_.optimizer_recon_.param_groups) == 1
