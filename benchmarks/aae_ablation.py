@@ -37,6 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LinearLR
 
+from skae._training import lr_factor
 from skae.benchmark import TestError, make_model, takes_images
 from skae.datasets import make_semi_supervised
 
@@ -72,8 +73,10 @@ class _ReconstructionFrom(Callback):
 
 def _reconstruction_from_decay(epochs, steps_per_epoch):
     """The encoder in the reconstruction phase from the first epoch of ``lr_schedule='linear'``'s
-    decay on (``epochs // 2 + 2``)."""
-    return _ReconstructionFrom(epochs // 2 + 2)
+    decay on (the first whose :func:`skae._training.lr_factor` is below 1; never for one
+    epoch)."""
+    decaying = (e for e in range(1, epochs + 1) if lr_factor("linear", e, epochs) < 1)
+    return _ReconstructionFrom(next(decaying, epochs + 1))
 
 
 #: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four;
