@@ -412,13 +412,13 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         phases: the decoder then learns to reconstruct the rows from codes that it does not
         shape (``inverse_transform`` and ``sample`` still work), and a step costs less. With
         many labels the encoder learns faster without that pull but loses its footing late in
-        training. On MNIST with 1000 labels (``max_shift=2``, one AMD CPU) 0 gave 1.43 % after
-        20 epochs against 1.61 % at 1 (the draw of seed 0; 0.1 the same, 0.3 1.66 %), but over
-        the default 50 epochs, best at 1.14 and 1.36 % after 20 and 15 of them, it ended at
-        1.86 and 2.13 % on the draws of seeds 0 and 3 against 1.33 and 1.55 % at 1, worse as
-        the rate decayed; with ``class_prior="predicted"`` as well, 1.21 ± 0.10 % over the
-        draws of seeds 0 to 3 against 1.32 ± 0.17 % at the defaults (see the AAEClassifier page
-        of the documentation).
+        training. On MNIST with 1000 labels (``max_shift=2``, an Intel CPU; the defaults on an
+        AMD one) 0 gave 1.43 % after 20 epochs against 1.61 % at 1 (the draw of seed 0; 0.1 the
+        same, 0.3 1.66 %), but over the default 50 epochs, best at 1.14 and 1.36 % after 20 and
+        15 of them, it ended at 1.86 and 2.13 % on the draws of seeds 0 and 3 against 1.33 and
+        1.55 % at 1, worse as the rate decayed; with ``class_prior="predicted"`` as well,
+        1.20 ± 0.08 % over the draws of seeds 0 to 5 against 1.38 ± 0.16 % at the defaults (see
+        the AAEClassifier page of the documentation).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
