@@ -49,10 +49,15 @@ def test_example_has_a_gallery_title(script):
     assert len(match.group(2)) >= len(match.group(1))
 
 
-def test_pages_link_to_examples_that_exist():
+def _doc_pages():
+    """The hand-written .rst pages of docs/ (not the build, nor the generated ones)."""
     for page in DOCS.rglob("*.rst"):
-        if "_build" in page.parts or "generated" in page.parts or "auto_examples" in page.parts:
-            continue
+        if not {"_build", "generated", "auto_examples"} & set(page.parts):
+            yield page
+
+
+def test_pages_link_to_examples_that_exist():
+    for page in _doc_pages():
         for name in re.findall(r"sphx_glr_auto_examples_(\w+)\.py", page.read_text()):
             assert (EXAMPLES / f"{name}.py").exists(), f"{page.name} links to {name}.py"
 
@@ -73,9 +78,7 @@ BENCHMARK_PAGES = DOCS / "benchmarks"
 def test_benchmark_pages_cited_in_the_docs_exist():
     # the first two words of every page's name ("aae_ablation", "semi_supervised", ...)
     prefixes = {"_".join(page.stem.split("_")[:2]) for page in BENCHMARK_PAGES.glob("*.md")}
-    for page in DOCS.rglob("*.rst"):
-        if "_build" in page.parts or "generated" in page.parts or "auto_examples" in page.parts:
-            continue
+    for page in _doc_pages():
         for name in re.findall(r"``([A-Za-z0-9_\[\]*]+)``", page.read_text()):
             if "_".join(name.split("_")[:2]) in prefixes:
                 # a name or a glob of names, with or without the extension
