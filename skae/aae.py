@@ -419,8 +419,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         1.55 % at 1, worse as the rate decayed; with ``class_prior="predicted"`` as well,
         1.20 ± 0.08 % over the draws of seeds 0 to 5 against 1.38 ± 0.16 % at the defaults on
         the AMD CPU, and 1.18 ± 0.10 % against the defaults' 1.32 ± 0.08 % on the Intel CPU
-        over the draws of seeds 0, 3, 4 and 5; with 100 labels 2.00 ± 1.76 % over the draws of seeds
-        0 to 5 (5.58 % on that of seed 4) against 2.66 ± 3.11 % at the defaults on the AMD CPU
+        over the draws of seeds 0, 3, 4 and 5; with 100 labels 1.79 ± 1.43 % over the draws of seeds
+        0 to 8 (5.58 % on that of seed 4) against 2.22 ± 2.54 % at the defaults on the AMD CPU
         (9.00 % on seed 4; see the AAEClassifier page of the documentation).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
