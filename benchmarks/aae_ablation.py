@@ -79,26 +79,6 @@ def _reconstruction_from_decay(epochs, steps_per_epoch):
     return _ReconstructionFrom(next(decaying, epochs + 1))
 
 
-class _SupervisedFirst(Callback):
-    """The supervised phase alone for the first ``epochs`` epochs, then all four phases."""
-
-    def __init__(self, epochs):
-        self.epochs = epochs
-
-    def on_train_begin(self, net, **kwargs):
-        if len(net.history) < self.epochs:
-            net.module_.active_phases = ("sup",)
-
-    def on_epoch_begin(self, net, **kwargs):
-        if len(net.history) == self.epochs + 1:  # skorch has opened this epoch's row
-            net.module_.active_phases = tuple(net.module_.phases)
-
-
-def _supervised_first_epoch(epochs, steps_per_epoch):
-    """The supervised phase alone for the first epoch (labels first, then clusters)."""
-    return _SupervisedFirst(1)
-
-
 #: ``(name, parameters, phases, schedule)``; ``phases=None`` runs all four;
 #: ``schedule(epochs, steps_per_epoch)`` is a callback changing a setting over the training
 #: (the learning rate), None keeps the settings constant.
@@ -136,7 +116,7 @@ VARIANTS = [
      None, _reconstruction_from_decay),
     ("no adversarial phases", {}, ("recon", "sup"), None),
     ("supervised phase only", {}, ("sup",), None),
-    ("supervised phase alone for the first epoch", {}, None, _supervised_first_epoch),
+    ("supervised phase alone for the first epoch", {"supervised_epochs": 1}, None, None),
     ("backbone='conv' (images)", {"backbone": "conv"}, None, None),
     ("max_shift=0 (rows of pixels)", {"max_shift": 0.0}, None, None),
     ("max_shift=2 (images)", {"max_shift": 2.0}, None, None),

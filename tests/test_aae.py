@@ -517,6 +517,33 @@ def test_reconstruction_lr_scale_must_be_a_non_negative_number(semi, scale):
         AAEClassifier(**TINY, reconstruction_lr_scale=scale).fit(X, y_semi)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_supervised_epochs_run_the_supervised_phase_alone_first(semi):
+    X, _, y_semi = semi
+    clf = AAEClassifier(**dict(TINY, max_epochs=3), supervised_epochs=2,
+                        warm_start=True).fit(X, y_semi)
+    others = ("recon_loss", "disc_loss", "gen_loss")
+    for epoch in clf.net_.history[:2]:  # the labels first: the other phases wait
+        assert np.isfinite(epoch["sup_loss"]) and not any(k in epoch for k in others)
+    assert all(np.isfinite(clf.net_.history[-1][k]) for k in ("sup_loss", *others))
+    assert clf.n_iter_ == 3 and clf.net_.module_.active_phases == ("recon", "disc", "gen", "sup")
+    # a warm-started fit goes on counting epochs: all phases from its first one
+    clf.set_params(max_epochs=1).fit(X, y_semi)
+    assert clf.n_iter_ == 4 and all(k in clf.net_.history[-1] for k in others)
+    # 0, the default: all phases from the first epoch
+    default = AAEClassifier(**TINY).fit(X, y_semi)
+    assert all(k in default.net_.history[0] for k in others)
+
+
+@pytest.mark.parametrize("epochs, match", [(-1, "supervised_epochs"),
+                                           (1.5, "supervised_epochs"),
+                                           (2, "less than max_epochs=2")])
+def test_supervised_epochs_must_leave_epochs_for_the_other_phases(semi, epochs, match):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match=match):
+        AAEClassifier(**dict(TINY, max_epochs=2), supervised_epochs=epochs).fit(X, y_semi)
+
+
 def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     X, _, y_semi = semi
     # such a model predicted with its last weights: so does a fit with ema_decay=0
@@ -526,7 +553,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     state = last.__getstate__()
     for name in ("discriminator_noise", "reconstruct_labeled", "ema_decay", "vat_weight",
                  "vat_epsilon", "vat_early_epochs", "generator_lr_scale",
-                 "reconstruction_lr_scale"):
+                 "reconstruction_lr_scale", "supervised_epochs"):
         del state[name]
     weights = state["_net_state"]["weights"]
     state["_net_state"]["weights"] = {k: v for k, v in weights.items()
@@ -537,6 +564,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
     assert params["ema_decay"] == 0.0 and params["vat_weight"] == 0.0
     assert params["generator_lr_scale"] == 1.0 and params["reconstruction_lr_scale"] == 1.0
+    assert params["supervised_epochs"] == 0
     assert_array_equal(loaded.predict_proba(X[:50]), last.predict_proba(X[:50]))
     assert_array_equal(loaded.transform(X[:50]), last.transform(X[:50]))
 
