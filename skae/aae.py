@@ -583,9 +583,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  max_rotation=0.0, consistency_weight=1.0, consistency_threshold=0.0,
                  consistency_teacher="encoder", class_prior="uniform",
                  generator_lr_scale=0.5, reconstruction_lr_scale=1.0, supervised_epochs=0,
-                 classes=None, max_epochs=50, batch_size=100, lr=1e-3, lr_schedule="linear", optimizer="adam",
-                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
-                 callbacks=None, warm_start=False):
+                 classes=None, max_epochs=50, batch_size=100, lr=1e-3, lr_schedule="linear",
+                 optimizer="adam", weight_decay=0.0, device="cpu", cuda_graphs=True,
+                 random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.discriminator_hidden_sizes = discriminator_hidden_sizes
