@@ -433,7 +433,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         cross-entropy, with the virtual adversarial and consistency losses of all rows), before
         the four phases run together; they count in ``max_epochs`` and cost less than the
         others (the decoder and discriminators wait). Must be less than ``max_epochs``. The
-        epochs are counted over warm-started fits, as ``n_iter_`` is.
+        epochs are counted over warm-started fits, as ``n_iter_`` is. On MNIST with 100 labels
+        (``max_shift=2``, 50 epochs, an Intel CPU) 1 gave 1.55 % on the draw of seed 4, whose
+        4s and 9s the default 0 splits in the first epoch (9.00 % on an AMD CPU), and 1.56 %
+        on that of seed 7 (1.43 % at 0; see the AAEClassifier page of the documentation).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
