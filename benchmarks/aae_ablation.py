@@ -21,6 +21,10 @@ Example::
 
     python benchmarks/aae_ablation.py --data-dir ../shared/data/mnist --rows 10000 \\
         --labels 100 --epochs 10 --test-rows 2000 --threads 1
+
+``--stop-after N`` ends each fit after N epochs of the ``--epochs`` schedule: with
+``--eval-every 1``, a quick screen of how a long fit starts (the test error after each epoch, the
+top confusions after the last).
 """
 
 import argparse
@@ -145,6 +149,21 @@ class OnlyPhases(Callback):
         net.module_.active_phases = tuple(self.phases)
 
 
+class StopAfter(Callback):
+    """End the fit after ``epochs`` epochs; the schedules still span ``max_epochs``.
+
+    Raises ``KeyboardInterrupt``, which skorch's ``partial_fit`` catches (its ``EarlyStopping``
+    stops the same way), so the model is the one after epoch ``epochs`` of the long fit.
+    """
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) >= self.epochs:
+            raise KeyboardInterrupt
+
+
 def diagnose(clf, X_test, y_test, rng):
     """Test error, class shares, confidence, y use and top confusions of a fitted AAE."""
     proba = clf.predict_proba(X_test)
@@ -179,7 +198,13 @@ def main():
                         "initialization and order of the batches for the same draw of labels")
     parser.add_argument("--verbose", action="store_true",
                         help="print each fit's epoch table (skorch's, every phase's loss)")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                        help="stop each fit after N of the --epochs epochs (the lr and phase "
+                        "schedules still span --epochs): a quick screen of a long fit's start")
     args = parser.parse_args()
+    if args.stop_after is not None and not 1 <= args.stop_after <= args.epochs:
+        parser.error(f"--stop-after must be between 1 and --epochs ({args.epochs}), "
+                     f"got {args.stop_after}")
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = selected_variants(VARIANTS, args.variants)
@@ -201,6 +226,8 @@ def main():
             callbacks.append(schedule(args.epochs, math.ceil(len(X_fit) / clf.batch_size)))
         if args.eval_every:
             callbacks.append(TestError.for_fit(clf, y_semi, X_score, y_test, args.eval_every))
+        if args.stop_after is not None:
+            callbacks.append(StopAfter(args.stop_after))  # last: the others see its epoch
         clf.set_params(callbacks=callbacks or None, verbose=int(args.verbose))
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -220,12 +247,16 @@ def main():
              f"rows of {args.dataset} with {args.labels} "
              f"labels (class-balanced draw, seed {args.seed}); scored on the first "
              f"{len(X_test)} test rows"]
+    if args.stop_after is not None:
+        notes[0] += f"; every fit stopped after {args.stop_after} of the {args.epochs} epochs"
     if args.model_seed is not None:
         notes[0] += f"; the models seeded with {args.model_seed} (initialization, batches)"
     if args.set:
         notes[0] += "; for every variant " + settings_text(args.set)
     notes += [f"{row['variant']}: {curve_text(row['curve'])}" for row in rows if row.get("curve")]
     title = f"AAEClassifier ablation, {data}, {args.labels} labels, {args.epochs} epochs"
+    if args.stop_after is not None:
+        title += f" (stopped after {args.stop_after})"
     if args.variants:
         title += ": " + "; ".join(row["variant"] for row in rows)
     write_results(rows, COLUMNS, *result_paths(args.output), command_line(),

@@ -93,6 +93,27 @@ def test_aae_ablation_sets_a_parameter_for_every_variant(tmp_path):
     assert bad.returncode == 2 and "expected NAME=VALUE" in bad.stderr
 
 
+def test_aae_ablation_stop_after_is_the_start_of_the_long_fit(tmp_path):
+    def fit(*args):
+        out = tmp_path / "_".join(args)
+        done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "4",
+                          "--eval-every", "1", "--labels", "50", "--threads", "1",
+                          "--variants", "default", *args, "--output", out)
+        assert done.returncode == 0, done.stderr
+        return json.loads(out.with_suffix(".json").read_text())
+
+    full, stopped = fit(), fit("--stop-after", "3")
+    (full_row,), (row,) = full["rows"], stopped["rows"]
+    # the first 3 epochs of the 4-epoch schedule (lr_schedule="linear" decays over epochs 3-4)
+    assert row["curve"] == full_row["curve"][:3]
+    assert row["test_error"] == pytest.approx(row["curve"][-1][1])
+    assert stopped["notes"][0].endswith("every fit stopped after 3 of the 4 epochs")
+    assert stopped["title"].endswith("4 epochs (stopped after 3): default")
+    bad = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "4",
+                     "--stop-after", "5")
+    assert bad.returncode == 2 and "--stop-after must be between 1 and --epochs (4)" in bad.stderr
+
+
 def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
     done = run_script("aae_ablation.py", "--dataset", "digits", "--variants", "dropout",
                       "--output", tmp_path / "x")
