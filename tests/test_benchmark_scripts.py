@@ -95,7 +95,7 @@ def test_aae_ablation_sets_a_parameter_for_every_variant(tmp_path):
 
 def test_aae_ablation_stop_after_is_the_start_of_the_long_fit(tmp_path):
     def fit(*args):
-        out = tmp_path / "_".join(args)
+        out = tmp_path / ("stopped" if args else "full")
         done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "4",
                           "--eval-every", "1", "--labels", "50", "--threads", "1",
                           "--variants", "default", *args, "--output", out)
