@@ -222,6 +222,39 @@ def test_aae_prior_and_consistency_targets_are_recorded_in_cuda_graphs(semi, set
     assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
 
 
+
+class _DecoderAfterEachEpoch(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.weights = [self._copy(net)]
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights.append(self._copy(net))
+
+    @staticmethod
+    def _copy(net):
+        return torch.cat([p.detach().flatten().clone()
+                          for p in net.module_.decoder.parameters()])
+
+
+def test_aae_staged_phases_and_reconstruction_rate_on_cuda(semi):
+    # supervised_epochs changes the recorded step's phases after the first epoch, and
+    # reconstruction_lr_scale=0 leaves the encoder out of the reconstruction phase
+    X, y, y_semi = semi
+    clf = AAEClassifier(6, hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,),
+                        max_epochs=4, supervised_epochs=1, reconstruction_lr_scale=0,
+                        device=DEVICE, random_state=0,
+                        callbacks=[_RecordsGraphs(), _DecoderAfterEachEpoch()]).fit(X, y_semi)
+    assert _callback(clf, _RecordsGraphs).recorded
+    start, first, *later = _callback(clf, _DecoderAfterEachEpoch).weights
+    assert torch.equal(first, start) and not torch.equal(later[-1], first)
+    history = clf.net_.history
+    assert "recon_loss" not in history[0] and np.isfinite(history[-1, "recon_loss"])
+    module = clf.net_.module_
+    (group,) = clf.net_.optimizer_recon_.param_groups
+    assert group["params"] == list(module.decoder.parameters())
+    unlabeled = y_semi == -1
+    assert clf.score(X[unlabeled], y[unlabeled]) > 0.3  # chance: 0.1
+
 def _one_then_zero(epoch):
     return 1.0 if epoch < 1 else 0.0
 
