@@ -22,6 +22,7 @@ __all__ = [
     "BenchmarkError",
     "add_io_arguments",
     "add_set_argument",
+    "add_threads_argument",
     "command_line",
     "curve_text",
     "load_data",
@@ -66,6 +67,23 @@ def add_set_argument(parser, what):
                         "repeat for more")
 
 
+class _TorchThreads(argparse.Action):
+    """Sets torch's CPU threads when the option is given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import torch
+
+        setattr(namespace, self.dest, values)
+        torch.set_num_threads(values)
+
+
+def add_threads_argument(parser):
+    """``--threads N``: torch's CPU threads, set as the arguments are parsed (torch's default
+    when the option is left out)."""
+    parser.add_argument("--threads", type=int, default=None, action=_TorchThreads,
+                        help="torch CPU threads")
+
+
 def add_ablation_arguments(parser, estimator, *, epochs, eval_every=None, eval_help):
     """Add the options the ablation scripts share: ``--labels``, ``--epochs`` (default
     ``epochs``), ``--eval-every`` (default ``eval_every``, help ``eval_help``), ``--seed``,
@@ -81,7 +99,7 @@ def add_ablation_arguments(parser, estimator, *, epochs, eval_every=None, eval_h
                         help="run only these variants (default: all)")
     add_set_argument(parser, f"{estimator} parameter for every variant (a variant's own "
                      "settings take precedence)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
 
 
 def selected_variants(variants, names):

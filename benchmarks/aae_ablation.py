@@ -205,8 +205,6 @@ def main():
     if args.stop_after is not None and not 1 <= args.stop_after <= args.epochs:
         parser.error(f"--stop-after must be between 1 and --epochs ({args.epochs}), "
                      f"got {args.stop_after}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     variants = selected_variants(VARIANTS, args.variants)
 
     X, y, X_test, y_test = load_data(args.dataset, args.data_dir, rows=args.rows, test=True)

@@ -106,8 +106,6 @@ def main():
                            eval_help="score the test set every N epochs")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1'")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.eval_every <= 0:
         raise BenchmarkError("--eval-every must be positive")
     variants = selected_variants(VARIANTS, args.variants)

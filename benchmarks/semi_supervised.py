@@ -18,10 +18,9 @@ again to go on::
 import argparse
 from pathlib import Path
 
-import torch
 from _common import BenchmarkError, add_io_arguments, command_line, machine_info, main_guard
-from _common import add_set_argument, curve_text, print_table, result_paths, settings_text
-from _common import write_results
+from _common import add_set_argument, add_threads_argument, curve_text, print_table
+from _common import result_paths, settings_text, write_results
 
 from skae.benchmark import MODELS, run_semi_supervised, summarize
 
@@ -68,13 +67,11 @@ def main():
                         "launched kernel by kernel, to compare)")
     add_set_argument(parser, "a parameter for every model that has it (the others keep their "
                      "configuration)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args()
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise BenchmarkError(f"MNIST folder {args.data_dir} does not exist (see --data-dir)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     try:
         rows = run_semi_supervised(

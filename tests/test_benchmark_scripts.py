@@ -39,6 +39,7 @@ def test_aae_ablation_writes_one_row_per_variant(tmp_path):
     result = json.loads(out.with_suffix(".json").read_text())
     assert [row["variant"] for row in result["rows"]] == [  # in the order of VARIANTS
         "default", PAPER_PHASES, "lr decaying linearly to 0", "supervised phase only"]
+    assert result["machine"]["torch_threads"] == 1  # --threads, set as it was parsed
     n_test = int(re.search(r"scored on the first (\d+) test rows", result["notes"][0])[1])
     for row in result["rows"]:
         assert 0.0 <= row["test_error"] <= 100.0
@@ -135,6 +136,7 @@ def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
         "default", "data_init=True", "Adam eps=1e-4",
         "lr decaying linearly to 0 over the second half", "max_shift=0 (rows of pixels)",
         "max_shift=2 (images)", "max_shift=2 (images, MLP)", "backbone='conv' (images)"]
+    assert result["machine"]["torch_threads"] == 1
     for row in result["rows"]:
         assert row["epochs"] == 2
         assert 0.0 <= row["test_error"] <= 100.0 and 0.0 <= row["test_error_last"] <= 100.0
@@ -174,9 +176,12 @@ def test_semi_supervised_script_on_digits(tmp_path):
     out = tmp_path / "semi"
     done = run_script("semi_supervised.py", "--dataset", "digits", "--labels", "50",
                       "--epochs", "2", "--eval-every", "1", "--quiet", "--models",
-                      "AAEClassifier", "LabelSpreading", "--no-cuda-graphs", "--output", out)
+                      "AAEClassifier", "LabelSpreading", "--no-cuda-graphs", "--threads", "1",
+                      "--output", out)
     assert done.returncode == 0, done.stderr
-    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["machine"]["torch_threads"] == 1
+    rows = result["rows"]
     assert {row["model"] for row in rows} == {"AAEClassifier", "LabelSpreading"}
     text = out.with_suffix(".md").read_text()
     assert re.search(r"AAEClassifier, 50 labels, seed 0: test error \(%\) after 1 epochs "
