@@ -68,11 +68,13 @@ def add_set_argument(parser, what):
 
 
 class _TorchThreads(argparse.Action):
-    """Sets torch's CPU threads when the option is given."""
+    """Sets torch's CPU threads when the option is given (at least 1)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         import torch
 
+        if values < 1:
+            parser.error(f"{option_string} must be at least 1, got {values}")
         setattr(namespace, self.dest, values)
         torch.set_num_threads(values)
 
