@@ -435,9 +435,9 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         others (the decoder and discriminators wait). Must be less than ``max_epochs``. The
         epochs are counted over warm-started fits, as ``n_iter_`` is. On MNIST with 100 labels
         (``max_shift=2``, 50 epochs, an Intel CPU) 1 gave 1.55 % on the draw of seed 4, whose
-        4s and 9s the default 0 splits in the first epoch (9.00 % on an AMD CPU), and 1.45 ± 0.13 %
-        over the draws of seeds 0 to 8 (1.44 % without seed 4, against 1.38 % at 0 on the AMD CPU;
-        see the AAEClassifier page of the documentation).
+        4s and 9s the default 0 splits in the first epoch (9.00 % on an AMD CPU), and 1.56 ± 0.37 %
+        over the draws of seeds 0 to 9 (2.13 ± 2.42 % at 0 on the AMD CPU; without seed 4, 1.57
+        against 1.37 %; see the AAEClassifier page of the documentation).
     classes : array-like, default=None
         All class labels. None takes the labels present among the labeled rows; if given,
         every class must have at least one labeled row.
