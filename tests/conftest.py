@@ -42,3 +42,29 @@ class SeeLr(Callback):
 def see_lr():
     """A callback recording the learning rate of every phase at each epoch's start."""
     return SeeLr()
+
+
+class WeightsPerEpoch(Callback):
+    """Copies of the module's state before training (``states[0]``) and after each epoch
+    (``states[e]``); ``part(e, name)`` flattens one submodule's entries, e.g. ``"decoder"``."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.states = [self._copy(net)]
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states.append(self._copy(net))
+
+    @staticmethod
+    def _copy(net):
+        return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+    def part(self, epoch, name):
+        return torch.cat([v.flatten() for k, v in self.states[epoch].items()
+                          if k.startswith(name + ".")])
+
+
+@pytest.fixture
+def weights_per_epoch():
+    """A callback copying the module's state before training and after each epoch (estimators
+    clone their callbacks at each fit: read the fitted net's copy, ``callbacks_``)."""
+    return WeightsPerEpoch()

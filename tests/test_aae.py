@@ -517,40 +517,22 @@ def test_reconstruction_lr_scale_must_be_a_non_negative_number(semi, scale):
         AAEClassifier(**TINY, reconstruction_lr_scale=scale).fit(X, y_semi)
 
 
-class _RecordWeights(Callback):
-    """A copy of the encoder's, the decoder's and the discriminators' weights before training
-    and after each epoch."""
-
-    def on_train_begin(self, net, **kwargs):
-        self.weights = [self._copy(net.module_)]
-
-    def on_epoch_end(self, net, **kwargs):
-        self.weights.append(self._copy(net.module_))
-
-    @staticmethod
-    def _copy(module):
-        return {name: torch.cat([p.detach().flatten().clone()
-                                 for p in getattr(module, name).parameters()])
-                for name in ("encoder", "decoder", "disc_y", "disc_z")}
-
-
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
-def test_supervised_epochs_run_the_supervised_phase_alone_first(semi):
+def test_supervised_epochs_run_the_supervised_phase_alone_first(semi, weights_per_epoch):
     X, _, y_semi = semi
     clf = AAEClassifier(**dict(TINY, max_epochs=3), supervised_epochs=2, warm_start=True,
-                        callbacks=[_RecordWeights()]).fit(X, y_semi)
+                        callbacks=[weights_per_epoch]).fit(X, y_semi)
     others = ("recon_loss", "disc_loss", "gen_loss")
     for epoch in clf.net_.history[:2]:  # the labels first: the other phases wait
         assert np.isfinite(epoch["sup_loss"]) and not any(k in epoch for k in others)
     assert all(np.isfinite(clf.net_.history[-1][k]) for k in ("sup_loss", *others))
     assert clf.n_iter_ == 3
     # the encoder learns from the first epoch; the decoder and discriminators from the third
-    (record,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, _RecordWeights)]
-    start, *epochs = record.weights  # callbacks are cloned at each fit: the fitted net's copy
+    record = dict(clf.net_.callbacks_)["WeightsPerEpoch"]
     for name in ("decoder", "disc_y", "disc_z"):
-        assert torch.equal(epochs[1][name], start[name])
-        assert not torch.equal(epochs[2][name], start[name])
-    assert not torch.equal(epochs[0]["encoder"], start["encoder"])
+        assert torch.equal(record.part(2, name), record.part(0, name))
+        assert not torch.equal(record.part(3, name), record.part(0, name))
+    assert not torch.equal(record.part(1, "encoder"), record.part(0, "encoder"))
     # a warm-started fit goes on counting epochs: all phases from its first one
     clf.set_params(max_epochs=1).fit(X, y_semi)
     assert clf.n_iter_ == 4 and all(k in clf.net_.history[-1] for k in others)

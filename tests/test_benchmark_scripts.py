@@ -308,21 +308,13 @@ def test_aae_ablation_warmup_raises_the_rate_over_the_first_epoch():
     np.testing.assert_allclose(record.seen, [0.0025, 0.004375, 0.00625, 0.008125] + [0.01] * 4)
 
 
-def test_aae_ablation_reconstruction_from_decay_adds_the_encoder_when_the_rate_decays():
+def test_aae_ablation_reconstruction_from_decay_adds_the_encoder_when_the_rate_decays(
+        weights_per_epoch):
     from_decay = from_benchmarks("aae_ablation", "_reconstruction_from_decay")
     from sklearn.datasets import load_digits
-    from skorch.callbacks import Callback
 
     from skae import AAEClassifier
     from skae.datasets import make_semi_supervised
-
-    class Weights(Callback):
-        def initialize(self):
-            self.seen = []
-            return self
-
-        def on_epoch_end(self, net, **kwargs):
-            self.seen.append(next(net.module_.encoder.parameters()).detach().clone())
 
     X, y = load_digits(return_X_y=True)
     X, y = X[:200] / 16.0, make_semi_supervised(y[:200], 20, random_state=0)
@@ -330,9 +322,9 @@ def test_aae_ablation_reconstruction_from_decay_adds_the_encoder_when_the_rate_d
     def fit(*callbacks):
         clf = AAEClassifier(hidden_layer_sizes=(16,), discriminator_hidden_sizes=(8,),
                             max_epochs=4, batch_size=50, reconstruction_lr_scale=0.0,
-                            random_state=0, callbacks=[*callbacks, Weights()]).fit(X, y)
-        (record,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, Weights)]
-        return clf, record.seen
+                            random_state=0, callbacks=[*callbacks, weights_per_epoch]).fit(X, y)
+        record = dict(clf.net_.callbacks_)["WeightsPerEpoch"]
+        return clf, [record.part(epoch, "encoder") for epoch in range(1, 5)]
 
     switched, seen = fit(from_decay(4, 4))
     kept, seen_kept = fit()

@@ -223,30 +223,18 @@ def test_aae_prior_and_consistency_targets_are_recorded_in_cuda_graphs(semi, set
 
 
 
-class _DecoderAfterEachEpoch(Callback):
-    def on_train_begin(self, net, **kwargs):
-        self.weights = [self._copy(net)]
-
-    def on_epoch_end(self, net, **kwargs):
-        self.weights.append(self._copy(net))
-
-    @staticmethod
-    def _copy(net):
-        return torch.cat([p.detach().flatten().clone()
-                          for p in net.module_.decoder.parameters()])
-
-
-def test_aae_staged_phases_and_reconstruction_rate_on_cuda(semi):
+def test_aae_staged_phases_and_reconstruction_rate_on_cuda(semi, weights_per_epoch):
     # supervised_epochs changes the recorded step's phases after the first epoch, and
     # reconstruction_lr_scale=0 leaves the encoder out of the reconstruction phase
     X, y, y_semi = semi
     clf = AAEClassifier(6, hidden_layer_sizes=(64,), discriminator_hidden_sizes=(32,),
                         max_epochs=4, supervised_epochs=1, reconstruction_lr_scale=0,
                         device=DEVICE, random_state=0,
-                        callbacks=[_RecordsGraphs(), _DecoderAfterEachEpoch()]).fit(X, y_semi)
+                        callbacks=[_RecordsGraphs(), weights_per_epoch]).fit(X, y_semi)
     assert _callback(clf, _RecordsGraphs).recorded
-    start, first, *later = _callback(clf, _DecoderAfterEachEpoch).weights
-    assert torch.equal(first, start) and not torch.equal(later[-1], first)
+    record = dict(clf.net_.callbacks_)["WeightsPerEpoch"]
+    start, first, last = (record.part(epoch, "decoder") for epoch in (0, 1, -1))
+    assert torch.equal(first, start) and not torch.equal(last, first)
     history = clf.net_.history
     assert "recon_loss" not in history[0] and np.isfinite(history[-1, "recon_loss"])
     module = clf.net_.module_
@@ -259,19 +247,13 @@ def _one_then_zero(epoch):
     return 1.0 if epoch < 1 else 0.0
 
 
-class _FirstEpochWeights(Callback):
-    def on_epoch_end(self, net, **kwargs):
-        if len(net.history) == 1:
-            self.weights = {k: v.clone() for k, v in net.module_.state_dict().items()}
-
-
-def test_cuda_graphs_follow_a_learning_rate_schedule(semi):
+def test_cuda_graphs_follow_a_learning_rate_schedule(semi, weights_per_epoch):
     # lr 0 after the first epoch: a step recorded with the first lr would go on moving weights
     ae = AutoEncoder(4, hidden_layer_sizes=(32,), max_epochs=3, device=DEVICE, random_state=0,
                      callbacks=[LRScheduler(LambdaLR, lr_lambda=_one_then_zero),
-                                _FirstEpochWeights(), _RecordsGraphs()]).fit(semi[0])
+                                weights_per_epoch, _RecordsGraphs()]).fit(semi[0])
     assert _callback(ae, _RecordsGraphs).recorded
-    first = _callback(ae, _FirstEpochWeights).weights
+    first = dict(ae.net_.callbacks_)["WeightsPerEpoch"].states[1]
     for name, value in ae.net_.module_.state_dict().items():
         assert torch.equal(value, first[name]), name
 
