@@ -435,7 +435,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         others (the decoder and discriminators wait). Must be less than ``max_epochs``. The
         epochs are counted over warm-started fits, as ``n_iter_`` is. On MNIST with 100 labels
         (``max_shift=2``, 50 epochs, an Intel CPU) 1 gave 1.55 % on the draw of seed 4, whose
-        4s and 9s the default 0 splits in the first epoch (9.00 % on an AMD CPU), and 1.56 ± 0.37 %
+        4s and 9s the default 0 splits in the first epoch (9.00 % on an AMD CPU; on that CPU 1
+        splits them too, a split it makes rarer, not impossible), and 1.56 ± 0.37 %
         over the draws of seeds 0 to 9 (2.13 ± 2.42 % at 0 on the AMD CPU; without seed 4, 1.57
         against 1.37 %; see the AAEClassifier page of the documentation).
     classes : array-like, default=None
