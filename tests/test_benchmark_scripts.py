@@ -115,12 +115,12 @@ def test_aae_ablation_stop_after_is_the_start_of_the_long_fit(tmp_path):
     assert bad.returncode == 2 and "--stop-after must be between 1 and --epochs (4)" in bad.stderr
 
 
-
 @pytest.mark.parametrize("script", ["aae_ablation.py", "gan_ablation.py", "semi_supervised.py"])
 def test_threads_must_be_at_least_1(script):
     bad = run_script(script, "--dataset", "digits", "--threads", "0")
     assert bad.returncode == 2 and "--threads must be at least 1, got 0" in bad.stderr
     assert "Traceback" not in bad.stderr
+
 
 def test_aae_ablation_rejects_an_unknown_variant(tmp_path):
     done = run_script("aae_ablation.py", "--dataset", "digits", "--variants", "dropout",

@@ -222,7 +222,6 @@ def test_aae_prior_and_consistency_targets_are_recorded_in_cuda_graphs(semi, set
     assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
 
 
-
 def test_aae_staged_phases_and_reconstruction_rate_on_cuda(semi, weights_per_epoch):
     # supervised_epochs changes the recorded step's phases after the first epoch, and
     # reconstruction_lr_scale=0 leaves the encoder out of the reconstruction phase
