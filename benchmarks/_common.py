@@ -24,10 +24,12 @@ __all__ = [
     "add_set_argument",
     "add_threads_argument",
     "command_line",
+    "cpu_vendor",
     "curve_text",
     "load_data",
     "machine_info",
     "main_guard",
+    "output_path",
     "print_table",
     "result_paths",
     "settings_text",
@@ -145,9 +147,27 @@ def add_io_arguments(parser, output):
     parser.add_argument("--data-dir", default=None,
                         help="folder of the MNIST gzip IDX files (default: "
                         "../shared/data/mnist or $SKAE_MNIST_DIR)")
-    parser.add_argument("--output", "--out", dest="output", default=output,
+    parser.add_argument("--output", "--out", dest="output", default=output, type=output_path,
                         help="results path; its .md and .json versions are written "
-                        f"(default: {output}, git-ignored)")
+                        f"(default: {output}, git-ignored); <cpu> in it becomes this "
+                        "machine's CPU vendor (amd, intel), and a name for the other vendor's "
+                        "CPU (_amd_cpu, _intel_cpu) is refused")
+
+
+def output_path(text):
+    """``--output``'s type: ``<cpu>`` becomes :func:`cpu_vendor`; a name for another CPU is refused.
+
+    A page named ``..._intel_cpu`` must have run on an Intel CPU: refusing the name before a
+    fit of an hour starts is cheaper than renaming its page after (tests/test_docs.py checks it).
+    """
+    vendor = cpu_vendor()
+    text = str(text).replace("<cpu>", vendor)
+    for other, name in CPU_VENDORS.items():
+        if other != vendor and f"_{other}_cpu" in Path(text).name:
+            raise argparse.ArgumentTypeError(
+                f"{text} names an {name} CPU, but this machine's is {_cpu_model()!r}; "
+                "write <cpu> for its vendor")
+    return text
 
 
 def result_paths(output):
@@ -167,6 +187,15 @@ def _cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+CPU_VENDORS = {"amd": "AMD", "intel": "Intel"}
+
+
+def cpu_vendor():
+    """``"amd"`` or ``"intel"`` (as page names say it), or ``"other"``: who made this CPU."""
+    model = _cpu_model()
+    return next((vendor for vendor, name in CPU_VENDORS.items() if name in model), "other")
 
 
 def machine_info(device="cpu"):

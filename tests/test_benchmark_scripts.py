@@ -1,5 +1,6 @@
 """The scripts of ``benchmarks/`` run end to end on the embedded digits (tiny settings)."""
 
+import argparse
 import json
 import re
 import subprocess
@@ -243,6 +244,35 @@ def test_result_paths_take_the_name_with_or_without_suffix():
     assert result_paths("out/a.md") == expected
     assert result_paths("out/a.json") == expected
     assert result_paths("out/a.v2") == (Path("out", "a.v2.md"), Path("out", "a.v2.json"))
+
+
+@pytest.mark.parametrize("model, vendor", [("AMD EPYC 7B13", "amd"),
+                                           ("Intel(R) Xeon(R) CPU @ 2.20GHz", "intel"),
+                                           ("Apple M2", "other")])
+def test_output_path_writes_the_cpu_vendor_for_cpu(monkeypatch, model, vendor):
+    output_path = from_benchmarks("_common", "output_path")
+    monkeypatch.setitem(output_path.__globals__, "_cpu_model", lambda: model)
+    assert output_path("docs/benchmarks/a_<cpu>_cpu") == f"docs/benchmarks/a_{vendor}_cpu"
+    assert output_path("results/a") == "results/a"
+
+
+def test_output_path_refuses_a_page_named_for_the_other_cpu(monkeypatch):
+    output_path = from_benchmarks("_common", "output_path")
+    monkeypatch.setitem(output_path.__globals__, "_cpu_model", lambda: "AMD EPYC 7B13")
+    assert output_path("docs/benchmarks/a_amd_cpu") == "docs/benchmarks/a_amd_cpu"
+    message = "a_intel_cpu names an Intel CPU, but this machine's is 'AMD EPYC 7B13'; write <cpu>"
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        output_path("docs/benchmarks/a_intel_cpu")
+
+
+def test_a_script_refuses_an_output_for_another_cpu_before_it_fits(tmp_path):
+    vendor = from_benchmarks("_common", "cpu_vendor")()
+    other = "intel" if vendor == "amd" else "amd"
+    done = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "1", "--labels",
+                      "50", "--variants", "default", "--output", tmp_path / f"a_{other}_cpu")
+    assert done.returncode == 2 and "argument --output/--out" in done.stderr
+    assert "write <cpu> for its vendor" in done.stderr
+    assert not [*tmp_path.iterdir()]
 
 
 def test_label_draws_scores_each_draw_with_one_nearest_neighbour(tmp_path):
