@@ -38,7 +38,7 @@ from _common import add_ablation_arguments, add_io_arguments, command_line, conf
 from _common import curve_text, load_data, machine_info, main_guard, print_table, result_paths
 from _common import selected_variants, settings_text, square_images, write_results
 from sklearn.exceptions import ConvergenceWarning
-from skorch.callbacks import Callback, LRScheduler
+from skorch.callbacks import Callback, LRScheduler, PrintLog
 from torch.optim.lr_scheduler import LinearLR
 
 from skae._training import lr_factor
@@ -153,7 +153,8 @@ class StopAfter(Callback):
     """End the fit after ``epochs`` epochs; the schedules still span ``max_epochs``.
 
     Raises ``KeyboardInterrupt``, which skorch's ``partial_fit`` catches (its ``EarlyStopping``
-    stops the same way), so the model is the one after epoch ``epochs`` of the long fit.
+    stops the same way), so the model is the one after epoch ``epochs`` of the long fit. skorch
+    runs ``PrintLog`` after every other callback, so the last epoch's row is printed here first.
     """
 
     def __init__(self, epochs):
@@ -161,6 +162,9 @@ class StopAfter(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) >= self.epochs:
+            for _, callback in net.callbacks_:
+                if isinstance(callback, PrintLog):
+                    callback.on_epoch_end(net, **kwargs)
             raise KeyboardInterrupt
 
 

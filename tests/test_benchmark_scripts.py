@@ -111,6 +111,12 @@ def test_aae_ablation_stop_after_is_the_start_of_the_long_fit(tmp_path):
     assert row["test_error"] == pytest.approx(row["curve"][-1][1])
     assert stopped["notes"][0].endswith("every fit stopped after 3 of the 4 epochs")
     assert stopped["title"].endswith("4 epochs (stopped after 3): default")
+    verbose = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "4", "--labels",
+                         "50", "--variants", "default", "--threads", "1", "--stop-after", "2",
+                         "--verbose", "--output", tmp_path / "verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    epochs = re.findall(r"^ +(\d+) +\d", verbose.stdout, flags=re.MULTILINE)  # PrintLog's rows
+    assert epochs == ["1", "2"], verbose.stdout
     bad = run_script("aae_ablation.py", "--dataset", "digits", "--epochs", "4",
                      "--stop-after", "5")
     assert bad.returncode == 2 and "--stop-after must be between 1 and --epochs (4)" in bad.stderr
