@@ -80,23 +80,34 @@ def test_errors(model, device, X, y_index):
                  for logits in (averaged, last))
 
 
+def disagreement(model, device, X):
+    """The share (%) of the rows ``X`` that the averaged and the last weights class apart."""
+    averaged, last = forward_in_batches(
+        model, device, lambda m, x: (m.class_logits(x), m.discriminate(x)), X)
+    return 100.0 * float(np.mean(averaged.argmax(1) != last.argmax(1)))
+
+
 class Curve(Callback):
     """Every ``every`` epochs, record the test error (%) of the averaged and of the last
-    weights in the net's history (``test_error``, ``test_error_last``)."""
+    weights in the net's history (``test_error``, ``test_error_last``), and the share (%) of
+    the training rows ``X_train`` on which the two disagree (``disagreement``): no labels
+    needed, it rises when the last weights swing (see docs/benchmarks.rst)."""
 
-    def __init__(self, X, y_index, every):
-        self.X, self.y_index, self.every = X, y_index, every
+    def __init__(self, X, y_index, every, X_train):
+        self.X, self.y_index, self.every, self.X_train = X, y_index, every, X_train
 
     def on_epoch_end(self, net, **kwargs):
         epoch = len(net.history)
         if epoch % self.every:
             return
         averaged, last = test_errors(net.module_, net.device, self.X, self.y_index)
+        apart = disagreement(net.module_, net.device, self.X_train)
         net.module_.train()
         net.history.record("test_error", averaged)
         net.history.record("test_error_last", last)
-        print(f"  epoch {epoch}: averaged {averaged:.2f} %, last weights {last:.2f} %",
-              flush=True)
+        net.history.record("disagreement", apart)
+        print(f"  epoch {epoch}: averaged {averaged:.2f} %, last weights {last:.2f} %, "
+              f"training rows apart {apart:.2f} %", flush=True)
 
 
 def main():
@@ -122,7 +133,7 @@ def main():
         images = takes_images(clf)
         X_fit, X_score = square_images(X, X_test) if images else (X, X_test)
         # cloned by fit: the curve is in history
-        clf.set_params(callbacks=[Curve(X_score, y_index, args.eval_every)])
+        clf.set_params(callbacks=[Curve(X_score, y_index, args.eval_every, X_fit)])
         print(f"{name}:", flush=True)
         start = time.perf_counter()
         clf.fit(X_fit, y_semi)
@@ -131,12 +142,14 @@ def main():
         error, error_last = test_errors(clf.net_.module_, clf.net_.device, X_score, y_index)
         rows.append({"variant": name, "epochs": args.epochs, "test_error": error,
                      "test_error_last": error_last, "fit_seconds": seconds})
-        points = [(h["epoch"], h["test_error"], h["test_error_last"])
+        points = [(h["epoch"], h["test_error"], h["test_error_last"], h["disagreement"])
                   for h in clf.net_.history if "test_error" in h]
         notes.append(f"{name} ({clf._backbone()} discriminator on "
                      f"{'images' if images else 'rows of pixels'}): test error (%) averaged / "
                      "last weights after " + ", ".join(
-            f"{e} epochs {a:.2f} / {b:.2f}" for e, a, b in points))
+            f"{e} epochs {a:.2f} / {b:.2f}" for e, a, b, _ in points)
+                     + "; training rows the two class apart (%) after " + ", ".join(
+            f"{e} epochs {d:.2f}" for e, _, _, d in points))
     print_table(rows, COLUMNS)
     dataset = "MNIST" if args.dataset == "mnist" else args.dataset
     notes.insert(0, f"GANClassifier as in skae.benchmark.make_model, {args.epochs} epochs on "

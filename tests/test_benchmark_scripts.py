@@ -165,9 +165,34 @@ def test_gan_ablation_scores_averaged_and_last_weights(tmp_path):
     assert "max_shift=0 (rows of pixels) (mlp discriminator on rows of pixels): " in text
     last = result["rows"][0]
     assert f"2 epochs {last['test_error']:.2f} / {last['test_error_last']:.2f}" in text
+    apart = re.search(r"default \(.*; training rows the two class apart \(%\) after 1 epochs "
+                      r"([\d.]+), 2 epochs ([\d.]+)", text)
+    assert apart and all(0.0 <= float(share) <= 100.0 for share in apart.groups())
     bad = run_script("gan_ablation.py", "--dataset", "digits", "--variants", "dropout",
                      "--output", tmp_path / "x")
     assert bad.returncode == 1 and "unknown variants ['dropout']" in bad.stderr
+
+
+class _TwoHeads(torch.nn.Module):
+    """``class_logits`` (the averaged weights) reads column 0 as class 1, ``discriminate``
+    (the last weights) reads column 1 as class 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Linear(1, 1)
+
+    def class_logits(self, x):
+        return torch.stack([-x[:, 0], x[:, 0]], 1)
+
+    def discriminate(self, x):
+        return torch.stack([-x[:, 1], x[:, 1]], 1)
+
+
+def test_gan_ablation_disagreement_is_the_share_of_rows_the_weights_class_apart():
+    disagreement = from_benchmarks("gan_ablation", "disagreement")
+    X = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float32)
+    assert disagreement(_TwoHeads(), "cpu", X) == 50.0
+    assert disagreement(_TwoHeads(), "cpu", X[[0, 2]]) == 0.0
 
 
 def test_gan_ablation_set_gives_every_variant_a_parameter(tmp_path):
