@@ -72,19 +72,22 @@ COLUMNS = [
 ]
 
 
-def test_errors(model, device, X, y_index):
-    """Test error (%) of the averaged and of the last discriminator weights, in one pass."""
+def _classes(model, device, X):
+    """The classes of the rows ``X`` by the averaged and by the last discriminator weights."""
     averaged, last = forward_in_batches(
         model, device, lambda m, x: (m.class_logits(x), m.discriminate(x)), X)
-    return tuple(100.0 * float(np.mean(logits.argmax(1) != y_index))
-                 for logits in (averaged, last))
+    return averaged.argmax(1), last.argmax(1)
+
+
+def test_errors(model, device, X, y_index):
+    """Test error (%) of the averaged and of the last discriminator weights, in one pass."""
+    return tuple(100.0 * float(np.mean(pred != y_index)) for pred in _classes(model, device, X))
 
 
 def disagreement(model, device, X):
     """The share (%) of the rows ``X`` that the averaged and the last weights class apart."""
-    averaged, last = forward_in_batches(
-        model, device, lambda m, x: (m.class_logits(x), m.discriminate(x)), X)
-    return 100.0 * float(np.mean(averaged.argmax(1) != last.argmax(1)))
+    averaged, last = _classes(model, device, X)
+    return 100.0 * float(np.mean(averaged != last))
 
 
 class Curve(Callback):
