@@ -13,6 +13,7 @@ A *model* is a ``torch.nn.Module`` that declares its training phases::
             ...
         def end_step(self): ...                    # optional, after each step (averaging)
         def begin_epoch(self, epoch): ...          # optional, before each epoch (schedules)
+        def end_epoch(self, dataset): ...          # optional, after each epoch: {history key: value}
 
 Each phase owns one optimizer (``net.optimizer_<phase>_``, created in
 ``initialize_optimizer`` so skorch moves, pickles and exposes it). One step of training is, for
@@ -413,6 +414,14 @@ class TrainingNet(NeuralNet):
                 for group in optimizer.param_groups:
                     group["lr"] = group["base_lr"] * factor
 
+    def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        super().on_epoch_end(net, dataset_train=dataset_train, **kwargs)
+        # before the user's callbacks (notified next), so that PrintLog shows what it records
+        end_epoch = getattr(self.module_, "end_epoch", None)
+        if end_epoch is not None and dataset_train is not None:
+            for key, value in (end_epoch(dataset_train) or {}).items():
+                self.history.record(key, value)
+
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         # the epochs of this call, that ``lr_schedule`` spans
         self._fit_span = (len(self.history), self.max_epochs if epochs is None else epochs)
@@ -488,3 +497,8 @@ class PhasedModel(torch.nn.Module):
         """Called at the start of every training epoch, ``epoch`` counting from 1 over all
         (warm-started) fits, before the net's callbacks: e.g. set a setting that changes over
         the epochs."""
+
+    def end_epoch(self, dataset):
+        """Called at the end of every training epoch with the training dataset, before the
+        net's callbacks; returns a dict of values to record in the epoch's history row (or
+        None): e.g. check the epoch's training on the rows."""

@@ -116,10 +116,15 @@ class GANModel(PhasedModel):
 
     phases = ("disc", "gen")
     max_rotation = 0.0  # for models pickled before the parameter existed
+    ema_guard = 0.0  # for models pickled before the parameter existed
+    _guard_armed = False  # the guard acts once the disagreement first fell to it
+    _epoch_average = None  # the average at the start of the epoch (``ema_guard``)
+    #: at most this many training rows, evenly spaced, are classed for ``ema_guard``
+    guard_rows = 10_000
 
     def __init__(self, features, head, generator, n_components, *, n_fake,
                  unsupervised_weight=1.0, ema_decay=0.0, data_init=False, max_shift=0.0,
-                 max_rotation=0.0, consistency_weight=1.0):
+                 max_rotation=0.0, consistency_weight=1.0, ema_guard=0.0):
         super().__init__()
         self.features = features
         self.head = head
@@ -132,6 +137,7 @@ class GANModel(PhasedModel):
         self.max_shift = max_shift
         self.max_rotation = max_rotation
         self.consistency_weight = consistency_weight
+        self.ema_guard = ema_guard
         # the discriminator's averaged weights, for predictions (see ``class_logits``)
         self.average = ParameterAverage(nn.ModuleDict({"features": features, "head": head}))
         self.register_buffer("data_initialized", torch.tensor(False))
@@ -157,6 +163,50 @@ class GANModel(PhasedModel):
     def end_step(self):
         if self.ema_decay > 0:
             self.average.update((self.features, self.head), self.ema_decay)
+
+    # --- the guard of the average (``ema_guard``) ----------------------------------------------
+    def _guarded(self):
+        return self.ema_decay > 0 and self.ema_guard > 0
+
+    def begin_epoch(self, epoch):
+        if self._guarded():
+            self._epoch_average = self.average.state()
+
+    def end_epoch(self, dataset):
+        """With ``ema_guard > 0``: undo the epoch's updates of the average when its last weights
+        class more than ``ema_guard`` of the training rows apart from the average's.
+
+        The guard acts once that share first fell to ``ema_guard`` or below (early on the
+        average trails a discriminator that learns fast). Records the share
+        (``average_disagreement``) and whether the epoch's updates were undone
+        (``average_held``) in the history.
+        """
+        saved, self._epoch_average = self._epoch_average, None
+        if not self._guarded() or saved is None:
+            return None
+        apart = self.disagreement(dataset.X)
+        held = self._guard_armed and apart > self.ema_guard
+        if held:
+            self.average.restore(saved)
+        elif apart <= self.ema_guard:
+            self._guard_armed = True
+        return {"average_disagreement": apart, "average_held": held}
+
+    @torch.no_grad()
+    def disagreement(self, X):
+        """The share of the rows of ``X`` (at most ``guard_rows``, evenly spaced) whose class
+        by the averaged weights differs from their class by the last weights."""
+        rows = X[::-(-len(X) // self.guard_rows)]
+        averaged = self.average.module
+        training = self.training
+        self.eval()
+        apart = torch.zeros((), dtype=torch.long, device=rows.device)
+        for start in range(0, len(rows), 512):
+            x = rows[start:start + 512]
+            by_average = averaged["head"](averaged["features"](x)).argmax(1)
+            apart += (by_average != self.discriminate(x).argmax(1)).sum()
+        self.train(training)
+        return int(apart) / max(len(rows), 1)
 
     def phase_parameters(self, phase):
         if phase == "disc":
@@ -267,6 +317,15 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         step-to-step jitter of adversarial training. The average spans about the last tenth
         of the steps early in training, and at most about ``1 / (1 - ema_decay)`` steps.
         0 predicts with the last weights.
+    ema_guard : float in [0, 1), default=0.0
+        Keeps a swing of the last weights out of the average (``ema_decay > 0``): after each
+        epoch, the averaged and the last weights class up to 10,000 of the training rows
+        (evenly spaced, no labels needed), and when more than ``ema_guard`` of them get
+        different classes, that epoch's updates of the average are undone (the last weights
+        train on). The guard acts once that share first fell to ``ema_guard`` or below, as the
+        average trails the fast-learning discriminator of the first epochs. The share and
+        whether the epoch was undone are in ``net_.history`` (``average_disagreement``,
+        ``average_held``). 0 turns the guard off.
     data_init : bool, default=False
         Initialize the discriminator's weight-normalized layers from the data on the first
         training step (each layer's outputs on the first minibatch of real rows get zero mean
@@ -420,6 +479,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         "hidden_noise": [Interval(Real, 0, None, closed="left")],
         "unsupervised_weight": [Interval(Real, 0, None, closed="left")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
+        "ema_guard": [Interval(Real, 0, 1, closed="left")],
         "data_init": ["boolean"],
         **SHIFT_CONSTRAINTS,
         "classes": ["array-like", None],
@@ -429,7 +489,8 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
 
     def __init__(self, n_components=100, *, hidden_layer_sizes=None, generator_hidden_sizes=None,
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
-                 unsupervised_weight=1.0, ema_decay=0.9999, data_init=False, max_shift=0.0,
+                 unsupervised_weight=1.0, ema_decay=0.9999, ema_guard=0.0, data_init=False,
+                 max_shift=0.0,
                  max_rotation=0.0, consistency_weight=1.0, classes=None, max_epochs=100,
                  batch_size=100, lr=3e-3, lr_schedule="constant", optimizer="adam",
                  weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
@@ -443,6 +504,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         self.hidden_noise = hidden_noise
         self.unsupervised_weight = unsupervised_weight
         self.ema_decay = ema_decay
+        self.ema_guard = ema_guard
         self.data_init = data_init
         self.max_shift = max_shift
         self.max_rotation = max_rotation
@@ -506,7 +568,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
             unsupervised_weight=self.unsupervised_weight, ema_decay=self.ema_decay,
             data_init=self.data_init, max_shift=float(self.max_shift),
             max_rotation=float(self.max_rotation),
-            consistency_weight=float(self.consistency_weight),
+            consistency_weight=float(self.consistency_weight), ema_guard=float(self.ema_guard),
         )
 
     @staticmethod
@@ -516,7 +578,7 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     def __setstate__(self, state):
         # saved before these parameters existed: it was trained without shifts
         super().__setstate__({"max_shift": 0.0, "max_rotation": 0.0, "consistency_weight": 1.0,
-                              **state})
+                              "ema_guard": 0.0, **state})
 
     @validate_params(
         {"n_samples": [Interval(Integral, 1, None, closed="left")],

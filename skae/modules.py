@@ -410,6 +410,23 @@ class ParameterAverage(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._steps = None
 
+    def _tensors(self):
+        return [*self.module.parameters(), *self.module.buffers(), self.n_averaged]
+
+    @torch.no_grad()
+    def state(self):
+        """A copy of the average as it is now (weights, buffers, step count), for
+        :meth:`restore`."""
+        return [t.detach().clone() for t in self._tensors()]
+
+    @torch.no_grad()
+    def restore(self, state):
+        """Go back to ``state`` (from :meth:`state`), undoing the updates since, in place (a
+        recorded CUDA graph that updates the average goes on updating the same tensors)."""
+        for tensor, saved in zip(self._tensors(), state, strict=True):
+            tensor.copy_(saved)
+        self._steps = None
+
     @torch.no_grad()
     def update(self, source, decay):
         """Average in the current parameters of ``source``.

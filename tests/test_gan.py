@@ -293,3 +293,75 @@ def test_model_saved_before_max_shift_loads_without_shifts(fitted, small_data):
 def test_divergence_names_the_phase(small_data):
     with pytest.raises(DivergenceError, match="'disc' loss"):
         GANClassifier(**{**SMALL, "optimizer": "sgd", "lr": 1e12}).fit(*small_data)
+
+
+def test_ema_guard_off_records_nothing_and_a_silent_guard_changes_nothing(fitted, small_data):
+    X, _ = small_data
+    assert "average_disagreement" not in fitted.net_.history[-1]
+    # a guard that never undoes an epoch (it is above every disagreement) leaves training as it
+    # is: checking the rows draws no random numbers
+    guarded = GANClassifier(**SMALL, ema_guard=0.99).fit(*small_data)
+    history = guarded.net_.history
+    assert history[:, "average_held"] == [False] * 3
+    apart = history[:, "average_disagreement"]
+    assert all(0 <= value < 0.99 for value in apart)
+    np.testing.assert_array_equal(guarded.predict_proba(X), fitted.predict_proba(X))
+    model = guarded.net_.module_
+    with torch.no_grad():
+        x = torch.tensor(X)
+        by_average = model.average.module["head"](model.average.module["features"](x))
+        expected = float((by_average.argmax(1) != model.discriminate(x).argmax(1)).float().mean())
+    assert model.disagreement(x) == pytest.approx(expected)
+    assert apart[-1] == pytest.approx(expected)
+
+
+class _Dataset:
+    def __init__(self, X):
+        self.X = torch.tensor(X)
+
+
+def _swing(model):
+    """Swing the discriminator's last weights (each class's output to the next class) and
+    average them in for a step."""
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.copy_(p.roll(1, dims=0))
+    model.end_step()
+
+
+def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data):
+    X, _ = small_data
+    clf = GANClassifier(**SMALL, ema_guard=0.05).fit(*small_data)
+    model = copy.deepcopy(clf.net_.module_)
+    data = _Dataset(X)
+    model._guard_armed = False
+    model.begin_epoch(4)
+    _swing(model)
+    apart = model.disagreement(data.X)
+    assert apart > 0.05
+    # not armed yet (the disagreement has not fallen to the guard): the epoch is kept
+    steps = model.average.steps()
+    assert model.end_epoch(data) == {"average_disagreement": apart, "average_held": False}
+    assert model.average.steps() == steps and not model._guard_armed
+    # armed: the epoch's updates of the average are undone
+    model._guard_armed = True
+    model.begin_epoch(5)
+    before = [t.clone() for t in model.average.state()]
+    _swing(model)
+    record = model.end_epoch(data)
+    assert record["average_held"] and record["average_disagreement"] > 0.05
+    for tensor, value in zip(model.average.state(), before):
+        assert torch.equal(tensor, value)
+    # an epoch within the guard arms it
+    calm = copy.deepcopy(clf.net_.module_)
+    calm._guard_armed = False
+    calm.begin_epoch(4)
+    record = calm.end_epoch(data)
+    assert record["average_disagreement"] <= 0.05 and not record["average_held"]
+    assert calm._guard_armed
+
+
+def test_ema_guard_does_nothing_without_an_average(small_data):
+    clf = GANClassifier(**SMALL, ema_decay=0.0, ema_guard=0.05).fit(*small_data)
+    assert "average_disagreement" not in clf.net_.history[-1]
+    assert clf.net_.module_.average.steps() == 0

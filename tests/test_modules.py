@@ -318,6 +318,32 @@ def test_parameter_average_updates_from_the_children_of_its_container():
         average.update((first,), decay=0.5)
 
 
+def test_parameter_average_restores_a_saved_state_in_place():
+    source = nn.BatchNorm1d(2)
+    average = ParameterAverage(source)
+    with torch.no_grad():
+        source.weight.fill_(2.0)
+        source.running_mean.fill_(1.0)
+    average.update(source, 0.5)
+    saved = average.state()
+    tensors = [average.module.weight, average.module.running_mean, average.n_averaged]
+    before = [t.clone() for t in tensors]
+    with torch.no_grad():
+        source.weight.fill_(-3.0)
+        source.running_mean.fill_(5.0)
+    for _ in range(3):
+        average.update(source, 0.5)
+    assert average.steps() == 4 and not torch.equal(average.module.weight, before[0])
+    average.restore(saved)
+    # the same tensors (a recorded CUDA graph updates them), back to their values
+    assert [average.module.weight, average.module.running_mean, average.n_averaged] == tensors
+    for tensor, value in zip(tensors, before):
+        assert torch.equal(tensor, value)
+    assert average.steps() == 1
+    average.update(source, 0.5)  # and it averages on from there: step 2 moves by 9 / 12
+    assert_close(average.module.weight, torch.full((2,), 2.0 + 0.75 * (-3.0 - 2.0)))
+
+
 @pytest.mark.parametrize("shape", [(28, 28), (2, 12, 10)])
 def test_random_shift_translates_each_image_by_its_own_offset_within_max_shift(shape):
     # one bright pixel per image, away from the border: a shift moves it and keeps its mass

@@ -372,6 +372,37 @@ def test_the_model_begins_each_epoch_before_the_callbacks():
     assert model.epochs_begun[4:] == [1, 2, 3]
 
 
+class _EpochCheck(TwoPhases):
+    """Ends each epoch with a look at the training rows: their count and the epoch's ``wa``."""
+
+    def end_epoch(self, dataset):
+        self.seen = [*getattr(self, "seen", []), len(dataset)]
+        return {"rows_checked": len(dataset), "wa_sum": float(self.wa.sum())}
+
+
+class _SeeRecord(Callback):
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen.append(net.history[-1, "rows_checked"])
+
+
+def test_the_model_ends_each_epoch_on_the_training_rows_before_the_callbacks():
+    model = _EpochCheck()
+    net = _net(model, max_epochs=3, callbacks=[_SeeRecord()])
+    net.fit(TensorBatchDataset(_data(12)), None)
+    assert model.seen == [12, 12, 12]
+    assert net.history[:, "rows_checked"] == [12, 12, 12]
+    assert net.history[-1, "wa_sum"] == pytest.approx(float(model.wa.sum()))
+    assert dict(net.callbacks_)["_SeeRecord"].seen == [12, 12, 12]
+    # a model without the hook records nothing more
+    plain = _net(TwoPhases(), max_epochs=2)
+    plain.fit(TensorBatchDataset(_data(12)), None)
+    assert "rows_checked" not in plain.history[-1]
+
+
 def test_an_uninitialized_net_has_no_optimizer():
     with pytest.raises(AttributeError, match="not initialized"):
         _net(TwoPhases()).optimizer_
