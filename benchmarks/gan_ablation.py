@@ -153,6 +153,11 @@ def main():
             f"{e} epochs {a:.2f} / {b:.2f}" for e, a, b, _ in points)
                      + "; training rows the two class apart (%) after " + ", ".join(
             f"{e} epochs {d:.2f}" for e, _, _, d in points))
+        guarded = [h for h in clf.net_.history if "average_held" in h]
+        if guarded:  # ema_guard > 0
+            held = [str(h["epoch"]) for h in guarded if h["average_held"]]
+            notes[-1] += ("; ema_guard undid the average's updates of "
+                          + (f"epochs {', '.join(held)}" if held else "no epoch"))
     print_table(rows, COLUMNS)
     dataset = "MNIST" if args.dataset == "mnist" else args.dataset
     notes.insert(0, f"GANClassifier as in skae.benchmark.make_model, {args.epochs} epochs on "

@@ -207,8 +207,19 @@ def test_gan_ablation_set_gives_every_variant_a_parameter(tmp_path):
     # the set shift makes "default" take images; the variant's own max_shift=2 wins
     assert "default (mlp discriminator on images): " in text
     assert "max_shift=2 (images, MLP) (mlp discriminator on images): " in text
+    assert "ema_guard" not in text
     bad = run_script("gan_ablation.py", "--dataset", "digits", "--set", "max_shift")
     assert bad.returncode == 2 and "expected NAME=VALUE" in bad.stderr
+
+
+def test_gan_ablation_notes_the_epochs_whose_averaging_the_guard_undid(tmp_path):
+    out = tmp_path / "gan"
+    done = run_script("gan_ablation.py", "--dataset", "digits", "--epochs", "2",
+                      "--labels", "50", "--variants", "default", "--set", "ema_guard=0.99",
+                      "--threads", "1", "--output", out)
+    assert done.returncode == 0, done.stderr
+    text = out.with_suffix(".md").read_text()
+    assert "; ema_guard undid the average's updates of no epoch" in text
 
 
 def test_semi_supervised_script_on_digits(tmp_path):
