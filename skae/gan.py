@@ -117,9 +117,11 @@ class GANModel(PhasedModel):
     phases = ("disc", "gen")
     max_rotation = 0.0  # for models pickled before the parameter existed
     ema_guard = 0.0  # for models pickled before the parameter existed
-    _guard_armed = False  # the guard acts once the disagreement first fell to it
+    _guard_armed = False  # the guard acts once the disagreement first fell to half of it
     _epoch_average = None  # the average at the start of the epoch (``ema_guard``)
-    #: at most this many training rows, evenly spaced, are classed for ``ema_guard``
+    #: at most this many training rows, the same random ones every epoch, are classed for
+    #: ``ema_guard`` (evenly spaced ones could be a biased sample: MNIST's training file
+    #: interleaves its sources, and every sixth image is harder than the rest)
     guard_rows = 10_000
 
     def __init__(self, features, head, generator, n_components, *, n_fake,
@@ -176,8 +178,8 @@ class GANModel(PhasedModel):
         """With ``ema_guard > 0``: undo the epoch's updates of the average when its last weights
         class more than ``ema_guard`` of the training rows apart from the average's.
 
-        The guard acts once that share first fell to ``ema_guard`` or below (early on the
-        average trails a discriminator that learns fast). Records the share
+        The guard acts once that share first fell to half of ``ema_guard`` or below (early on
+        the average trails a discriminator that learns fast). Records the share
         (``average_disagreement``) and whether the epoch's updates were undone
         (``average_held``) in the history.
         """
@@ -188,15 +190,19 @@ class GANModel(PhasedModel):
         held = self._guard_armed and apart > self.ema_guard
         if held:
             self.average.restore(saved)
-        elif apart <= self.ema_guard:
+        elif apart <= self.ema_guard / 2:
             self._guard_armed = True
         return {"average_disagreement": apart, "average_held": held}
 
     @torch.no_grad()
     def disagreement(self, X):
-        """The share of the rows of ``X`` (at most ``guard_rows``, evenly spaced) whose class
-        by the averaged weights differs from their class by the last weights."""
-        rows = X[::-(-len(X) // self.guard_rows)]
+        """The share of the rows of ``X`` (at most ``guard_rows`` of them, drawn at random but
+        the same for the same number of rows, without touching torch's global random state)
+        whose class by the averaged weights differs from their class by the last weights."""
+        rows = X
+        if len(X) > self.guard_rows:
+            draw = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+            rows = X[draw[: self.guard_rows].sort().values.to(X.device)]
         averaged = self.average.module
         training = self.training
         self.eval()
@@ -320,12 +326,12 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     ema_guard : float in [0, 1), default=0.0
         Keeps a swing of the last weights out of the average (``ema_decay > 0``): after each
         epoch, the averaged and the last weights class up to 10,000 of the training rows
-        (evenly spaced, no labels needed), and when more than ``ema_guard`` of them get
-        different classes, that epoch's updates of the average are undone (the last weights
-        train on). The guard acts once that share first fell to ``ema_guard`` or below, as the
-        average trails the fast-learning discriminator of the first epochs. The share and
-        whether the epoch was undone are in ``net_.history`` (``average_disagreement``,
-        ``average_held``). 0 turns the guard off.
+        (the same random ones every epoch; no labels needed), and when more than
+        ``ema_guard`` of them get different classes, that epoch's updates of the average are
+        undone (the last weights train on). The guard acts once that share first fell to
+        half of ``ema_guard``, as the average trails the fast-learning discriminator of the
+        first epochs. The share and whether the epoch was undone are in ``net_.history``
+        (``average_disagreement``, ``average_held``). 0 turns the guard off.
     data_init : bool, default=False
         Initialize the discriminator's weight-normalized layers from the data on the first
         training step (each layer's outputs on the first minibatch of real rows get zero mean
