@@ -313,6 +313,14 @@ def test_ema_guard_off_records_nothing_and_a_silent_guard_changes_nothing(fitted
         expected = float((by_average.argmax(1) != model.discriminate(x).argmax(1)).float().mean())
     assert model.disagreement(x) == pytest.approx(expected)
     assert apart[-1] == pytest.approx(expected)
+    # more rows than guard_rows: the same random ones each time, the global random state intact
+    model.guard_rows = 100
+    state = torch.random.get_rng_state()
+    sub = model.disagreement(x)
+    assert torch.equal(torch.random.get_rng_state(), state) and sub == model.disagreement(x)
+    rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:100]
+    assert sub == pytest.approx(float((by_average.argmax(1) != model.discriminate(x).argmax(1))
+                                      [rows].float().mean()))
 
 
 class _Dataset:
@@ -352,13 +360,16 @@ def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data
     assert record["average_held"] and record["average_disagreement"] > 0.05
     for tensor, value in zip(model.average.state(), before):
         assert torch.equal(tensor, value)
-    # an epoch within the guard arms it
+    # an epoch within the guard keeps its updates; within half of it, it also arms the guard
     calm = copy.deepcopy(clf.net_.module_)
     calm._guard_armed = False
-    calm.begin_epoch(4)
-    record = calm.end_epoch(data)
-    assert record["average_disagreement"] <= 0.05 and not record["average_held"]
-    assert calm._guard_armed
+    apart = calm.disagreement(data.X)
+    assert 0 < apart <= 0.05
+    for guard, armed in ((1.5 * apart, False), (2 * apart, True)):
+        calm.ema_guard = guard
+        calm.begin_epoch(4)
+        assert calm.end_epoch(data) == {"average_disagreement": apart, "average_held": False}
+        assert calm._guard_armed == armed
 
 
 def test_ema_guard_does_nothing_without_an_average(small_data):
