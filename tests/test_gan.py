@@ -283,9 +283,11 @@ def test_max_shift_on_rows_is_a_clear_error(small_data):
 def test_model_saved_before_max_shift_loads_without_shifts(fitted, small_data):
     state = fitted.__getstate__()
     del state["max_shift"], state["max_rotation"], state["consistency_weight"]
+    del state["ema_guard"]
     loaded = GANClassifier.__new__(GANClassifier)
     loaded.__setstate__(state)
     assert (loaded.max_shift, loaded.max_rotation, loaded.consistency_weight) == (0.0, 0.0, 1.0)
+    assert loaded.ema_guard == 0.0
     np.testing.assert_array_equal(loaded.predict_proba(small_data[0]),
                                   fitted.predict_proba(small_data[0]))
 
