@@ -203,14 +203,12 @@ class GANModel(PhasedModel):
         if len(X) > self.guard_rows:
             draw = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
             rows = X[draw[: self.guard_rows].sort().values.to(X.device)]
-        averaged = self.average.module
         training = self.training
-        self.eval()
+        self.eval()  # class_logits: the averaged weights
         apart = torch.zeros((), dtype=torch.long, device=rows.device)
         for start in range(0, len(rows), 512):
             x = rows[start:start + 512]
-            by_average = averaged["head"](averaged["features"](x)).argmax(1)
-            apart += (by_average != self.discriminate(x).argmax(1)).sum()
+            apart += (self.class_logits(x).argmax(1) != self.discriminate(x).argmax(1)).sum()
         self.train(training)
         return int(apart) / max(len(rows), 1)
 

@@ -349,7 +349,7 @@ def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data
     _swing(model)
     apart = model.disagreement(data.X)
     assert apart > 0.05
-    # not armed yet (the disagreement has not fallen to the guard): the epoch is kept
+    # not armed yet (the disagreement has not fallen to half the guard): the epoch is kept
     steps = model.average.steps()
     assert model.end_epoch(data) == {"average_disagreement": apart, "average_held": False}
     assert model.average.steps() == steps and not model._guard_armed
