@@ -117,7 +117,11 @@ class GANModel(PhasedModel):
     phases = ("disc", "gen")
     max_rotation = 0.0  # for models pickled before the parameter existed
     ema_guard = 0.0  # for models pickled before the parameter existed
-    _guard_armed = False  # the guard acts once the disagreement first fell to half of it
+    #: the guard acts once the disagreement has stayed at or under half of it for this many
+    #: epochs in a row (on small data the average follows the last weights closely in the
+    #: first epochs, and one calm epoch there says nothing)
+    guard_calm_epochs = 3
+    _guard_calm = 0  # epochs in a row so far at or under half the guard, before it acts
     _epoch_average = None  # the average at the start of the epoch (``ema_guard``)
     #: at most this many training rows, the same random ones every epoch, are classed for
     #: ``ema_guard`` (evenly spaced ones could be a biased sample: MNIST's training file
@@ -178,8 +182,9 @@ class GANModel(PhasedModel):
         """With ``ema_guard > 0``: undo the epoch's updates of the average when its last weights
         class more than ``ema_guard`` of the training rows apart from the average's.
 
-        The guard acts once that share first fell to half of ``ema_guard`` or below (early on
-        the average trails a discriminator that learns fast). Records the share
+        The guard acts once that share has stayed at or under half of ``ema_guard`` for
+        ``guard_calm_epochs`` epochs in a row (early on the average trails a discriminator that
+        learns fast, or, on small data, follows it closely). Records the share
         (``average_disagreement``) and whether the epoch's updates were undone
         (``average_held``) in the history.
         """
@@ -187,11 +192,12 @@ class GANModel(PhasedModel):
         if not self._guarded() or saved is None:
             return None
         apart = self.disagreement(dataset.X)
-        held = self._guard_armed and apart > self.ema_guard
+        armed = self._guard_calm >= self.guard_calm_epochs
+        held = armed and apart > self.ema_guard
         if held:
             self.average.restore(saved)
-        elif apart <= self.ema_guard / 2:
-            self._guard_armed = True
+        elif not armed:
+            self._guard_calm = self._guard_calm + 1 if apart <= self.ema_guard / 2 else 0
         return {"average_disagreement": apart, "average_held": held}
 
     @torch.no_grad()
@@ -326,9 +332,11 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         epoch, the averaged and the last weights class up to 10,000 of the training rows
         (the same random ones every epoch; no labels needed), and when more than
         ``ema_guard`` of them get different classes, that epoch's updates of the average are
-        undone (the last weights train on). The guard acts once that share first fell to
-        half of ``ema_guard``, as the average trails the fast-learning discriminator of the
-        first epochs. The share and whether the epoch was undone are in ``net_.history``
+        undone (the last weights train on). The guard acts once that share has stayed at or
+        under half of ``ema_guard`` for three epochs in a row: in the first epochs the average
+        trails the fast-learning discriminator (or, on small data, follows it closely). On
+        data where the two keep disagreeing on more than that, it never acts. The share and
+        whether the epoch was undone are in ``net_.history``
         (``average_disagreement``, ``average_held``). 0 turns the guard off.
     data_init : bool, default=False
         Initialize the discriminator's weight-normalized layers from the data on the first

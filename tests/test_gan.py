@@ -344,17 +344,17 @@ def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data
     clf = GANClassifier(**SMALL, ema_guard=0.05).fit(*small_data)
     model = copy.deepcopy(clf.net_.module_)
     data = _Dataset(X)
-    model._guard_armed = False
+    model._guard_calm = 0
     model.begin_epoch(4)
     _swing(model)
     apart = model.disagreement(data.X)
     assert apart > 0.05
-    # not armed yet (the disagreement has not fallen to half the guard): the epoch is kept
+    # not armed yet (the disagreement has not stayed at or under half the guard): kept
     steps = model.average.steps()
     assert model.end_epoch(data) == {"average_disagreement": apart, "average_held": False}
-    assert model.average.steps() == steps and not model._guard_armed
+    assert model.average.steps() == steps and model._guard_calm == 0
     # armed: the epoch's updates of the average are undone
-    model._guard_armed = True
+    model._guard_calm = model.guard_calm_epochs
     model.begin_epoch(5)
     before = [t.clone() for t in model.average.state()]
     _swing(model)
@@ -362,16 +362,33 @@ def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data
     assert record["average_held"] and record["average_disagreement"] > 0.05
     for tensor, value in zip(model.average.state(), before):
         assert torch.equal(tensor, value)
-    # an epoch within the guard keeps its updates; within half of it, it also arms the guard
+
+
+def test_ema_guard_arms_after_calm_epochs_in_a_row(small_data):
+    X, _ = small_data
+    clf = GANClassifier(**SMALL, ema_guard=0.05).fit(*small_data)
+    data = _Dataset(X)
     calm = copy.deepcopy(clf.net_.module_)
-    calm._guard_armed = False
+    calm._guard_calm = 0
     apart = calm.disagreement(data.X)
     assert 0 < apart <= 0.05
-    for guard, armed in ((1.5 * apart, False), (2 * apart, True)):
+
+    def epoch(guard):
         calm.ema_guard = guard
         calm.begin_epoch(4)
         assert calm.end_epoch(data) == {"average_disagreement": apart, "average_held": False}
-        assert calm._guard_armed == armed
+        return calm._guard_calm
+
+    # within half the guard: one calm epoch more; within the guard but over half: back to 0
+    calm_epochs = calm.guard_calm_epochs
+    assert [epoch(2 * apart) for _ in range(calm_epochs - 1)] == list(range(1, calm_epochs))
+    assert epoch(1.5 * apart) == 0
+    assert [epoch(2 * apart) for _ in range(calm_epochs)] == list(range(1, calm_epochs + 1))
+    # armed: an epoch within the guard keeps its updates and the guard stays armed
+    assert epoch(1.5 * apart) == calm_epochs
+    calm.ema_guard = 0.5 * apart  # armed and over the guard: held
+    calm.begin_epoch(5)
+    assert calm.end_epoch(data)["average_held"]
 
 
 def test_ema_guard_does_nothing_without_an_average(small_data):
