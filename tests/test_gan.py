@@ -339,10 +339,15 @@ def _swing(model):
     model.end_step()
 
 
-def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data):
+@pytest.fixture(scope="module")
+def guarded(small_data):
+    """Fitted with ``ema_guard=0.05``; tests change deep copies of its model."""
+    return GANClassifier(**SMALL, ema_guard=0.05).fit(*small_data)
+
+
+def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(guarded, small_data):
     X, _ = small_data
-    clf = GANClassifier(**SMALL, ema_guard=0.05).fit(*small_data)
-    model = copy.deepcopy(clf.net_.module_)
+    model = copy.deepcopy(guarded.net_.module_)
     data = _Dataset(X)
     model._guard_calm = 0
     model.begin_epoch(4)
@@ -364,11 +369,10 @@ def test_ema_guard_undoes_the_average_of_an_epoch_whose_weights_swung(small_data
         assert torch.equal(tensor, value)
 
 
-def test_ema_guard_arms_after_calm_epochs_in_a_row(small_data):
+def test_ema_guard_arms_after_calm_epochs_in_a_row(guarded, small_data):
     X, _ = small_data
-    clf = GANClassifier(**SMALL, ema_guard=0.05).fit(*small_data)
     data = _Dataset(X)
-    calm = copy.deepcopy(clf.net_.module_)
+    calm = copy.deepcopy(guarded.net_.module_)
     calm._guard_calm = 0
     apart = calm.disagreement(data.X)
     assert 0 < apart <= 0.05
