@@ -14,6 +14,7 @@ A *model* is a ``torch.nn.Module`` that declares its training phases::
         def end_step(self): ...                    # optional, after each step (averaging)
         def begin_epoch(self, epoch): ...          # optional, before each epoch (schedules)
         def end_epoch(self, dataset): ...          # optional, after each epoch: {history key: value}
+        def end_fit(self): ...                     # optional, when a fit ends, however it ends
 
 Each phase owns one optimizer (``net.optimizer_<phase>_``, created in
 ``initialize_optimizer`` so skorch moves, pickles and exposes it). One step of training is, for
@@ -430,6 +431,9 @@ class TrainingNet(NeuralNet):
         finally:
             # graphs hold device memory and cannot be copied or pickled: one fit's only
             self.__dict__.pop("_cuda_graph_steps", None)
+            end_fit = getattr(self.module_, "end_fit", None)
+            if end_fit is not None:
+                end_fit()
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
@@ -502,3 +506,7 @@ class PhasedModel(torch.nn.Module):
         """Called at the end of every training epoch with the training dataset, before the
         net's callbacks; returns a dict of values to record in the epoch's history row (or
         None): e.g. check the epoch's training on the rows."""
+
+    def end_fit(self):
+        """Called when a fit ends, however it ends (its last epoch done, an error, an
+        interrupt): e.g. drop what was kept for the epoch under way."""

@@ -200,6 +200,9 @@ class GANModel(PhasedModel):
             self._guard_calm = self._guard_calm + 1 if apart <= self.ema_guard / 2 else 0
         return {"average_disagreement": apart, "average_held": held}
 
+    def end_fit(self):
+        self._epoch_average = None  # an interrupted epoch's copy of the average
+
     @torch.no_grad()
     def disagreement(self, X):
         """The share of the rows of ``X`` (at most ``guard_rows`` of them, drawn at random but

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from skorch.callbacks import Callback
 
 from skae import DivergenceError, GANClassifier, losses
 from skae.datasets import make_semi_supervised
@@ -393,6 +394,23 @@ def test_ema_guard_arms_after_calm_epochs_in_a_row(guarded, small_data):
     calm.ema_guard = 0.5 * apart  # armed and over the guard: held
     calm.begin_epoch(5)
     assert calm.end_epoch(data)["average_held"]
+
+
+class _InterruptMidEpoch(Callback):
+    """Interrupt the fit (as Ctrl-C would) at the second batch of the second epoch."""
+
+    def on_batch_end(self, net, **kwargs):
+        if len(net.history) == 2 and len(net.history[-1, "batches"]) == 2:
+            raise KeyboardInterrupt
+
+
+def test_ema_guard_keeps_no_copy_of_the_average_after_an_interrupted_fit(small_data):
+    # skorch ends a fit that Ctrl-C interrupts as if it were done: the copy of the average
+    # kept for the epoch under way goes with it (else it is pickled with the estimator)
+    clf = GANClassifier(**SMALL, ema_guard=0.05, callbacks=[_InterruptMidEpoch()])
+    model = clf.fit(*small_data).net_.module_
+    assert len(clf.net_.history) == 2 and "average_held" not in clf.net_.history[-1]
+    assert model._epoch_average is None
 
 
 def test_ema_guard_does_nothing_without_an_average(small_data):

@@ -403,6 +403,31 @@ def test_the_model_ends_each_epoch_on_the_training_rows_before_the_callbacks():
     assert "rows_checked" not in plain.history[-1]
 
 
+class _FitEnd(TwoPhases):
+    """Counts the fits ended; ``fail_at_epoch``: raise at the start of that epoch."""
+
+    fail_at_epoch = None
+
+    def begin_epoch(self, epoch):
+        if epoch == self.fail_at_epoch:
+            raise RuntimeError("failed on purpose")
+
+    def end_fit(self):
+        self.fits_ended = getattr(self, "fits_ended", 0) + 1
+
+
+def test_the_model_ends_every_fit_however_it_ends():
+    model = _FitEnd()
+    net = _net(model, max_epochs=2)
+    net.fit(TensorBatchDataset(_data()), None)
+    net.partial_fit(TensorBatchDataset(_data()), None, epochs=1)
+    assert model.fits_ended == 2
+    model.fail_at_epoch = 4
+    with pytest.raises(RuntimeError, match="on purpose"):
+        net.partial_fit(TensorBatchDataset(_data()), None, epochs=1)
+    assert model.fits_ended == 3
+
+
 def test_an_uninitialized_net_has_no_optimizer():
     with pytest.raises(AttributeError, match="not initialized"):
         _net(TwoPhases()).optimizer_
