@@ -284,13 +284,34 @@ def test_max_shift_on_rows_is_a_clear_error(small_data):
 def test_model_saved_before_max_shift_loads_without_shifts(fitted, small_data):
     state = fitted.__getstate__()
     del state["max_shift"], state["max_rotation"], state["consistency_weight"]
-    del state["ema_guard"]
+    del state["ema_guard"], state["generator_lr_scale"]
     loaded = GANClassifier.__new__(GANClassifier)
     loaded.__setstate__(state)
     assert (loaded.max_shift, loaded.max_rotation, loaded.consistency_weight) == (0.0, 0.0, 1.0)
-    assert loaded.ema_guard == 0.0
+    assert (loaded.ema_guard, loaded.generator_lr_scale) == (0.0, 1.0)
     np.testing.assert_array_equal(loaded.predict_proba(small_data[0]),
                                   fitted.predict_proba(small_data[0]))
+
+
+def test_generator_lr_scale_sets_the_learning_rate_of_the_generator_alone(fitted, small_data):
+    clf = GANClassifier(**SMALL, lr=2e-3, generator_lr_scale=0.25).fit(*small_data)
+    lrs = {phase: [g["lr"] for g in getattr(clf.net_, f"optimizer_{phase}_").param_groups]
+           for phase in ("disc", "gen")}
+    assert lrs == {"disc": [2e-3], "gen": [5e-4]}
+    assert clf.net_.optimizer_gen_.param_groups[0]["betas"] == (0.5, 0.999)  # kept
+    # by default both phases learn at lr
+    assert fitted.generator_lr_scale == 1.0
+    assert [g["lr"] for g in fitted.net_.optimizer_gen_.param_groups] == [fitted.lr]
+    # a slower generator makes other fakes, and so another discriminator
+    same_lr = GANClassifier(**SMALL, lr=2e-3).fit(*small_data)
+    X = small_data[0][:20]
+    assert not np.array_equal(clf.predict_proba(X), same_lr.predict_proba(X))
+
+
+@pytest.mark.parametrize("scale", [0, -0.5])
+def test_generator_lr_scale_must_be_positive(small_data, scale):
+    with pytest.raises(ValueError, match="generator_lr_scale"):
+        GANClassifier(**SMALL, generator_lr_scale=scale).fit(*small_data)
 
 
 def test_divergence_names_the_phase(small_data):
