@@ -378,7 +378,10 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         The generator's learning rate as a multiple of ``lr`` (the discriminator learns at
         ``lr``; ``lr_schedule`` scales both alike). The paper trains both at the same rate;
         Dai et al. (2017), who argue that a generator that does not match the data well
-        helps the classifier, train theirs on MNIST at a third of it.
+        helps the classifier, train theirs on MNIST at a third of it. On MNIST with 100
+        labels (the benchmark's shifted MLP, two draws) 0.33 learned faster, 1.26 and 1.11 %
+        after 20 epochs against 1.63 and 1.42 % at 1, and ended no better after 50, 1.06 and
+        0.89 % against 1.02 and 0.85 % (see the GANClassifier page of the documentation).
     classes : array-like, default=None
         All class labels. None means the labels present in ``y`` (other than -1).
     max_epochs : int, default=100
