@@ -68,7 +68,10 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
     max_epochs : int, default=50
         Epochs of fine-tuning. As for the other semi-supervised classifiers, an epoch is
         ``n_samples / batch_size`` steps (one pass over all rows), and each step takes
-        ``batch_size`` labeled rows, cycling through them: few labels are not starved.
+        ``batch_size`` labeled rows, cycling through them: few labels are not starved. With
+        very few labels among many rows, fewer epochs overfit them less: on MNIST with 100
+        labels, 1 epoch gave 23.93 % test error over five draws against 27.00 % for 50 (with
+        1000 labels, 50 did better; see the AutoEncoderClassifier page of the documentation).
     batch_size : int, default=128
         Rows per minibatch (unlabeled for pretraining, labeled for fine-tuning).
     lr : float, default=1e-3
