@@ -520,9 +520,9 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
                  activation="relu", backbone="auto", input_noise=0.3, hidden_noise=0.5,
                  unsupervised_weight=1.0, ema_decay=0.9999, ema_guard=0.0, data_init=False,
                  max_shift=0.0, max_rotation=0.0, consistency_weight=1.0, generator_lr_scale=1.0,
-                 classes=None, max_epochs=100, batch_size=100, lr=3e-3, lr_schedule="constant", optimizer="adam",
-                 weight_decay=0.0, device="cpu", cuda_graphs=True, random_state=None, verbose=0,
-                 callbacks=None, warm_start=False):
+                 classes=None, max_epochs=100, batch_size=100, lr=3e-3, lr_schedule="constant",
+                 optimizer="adam", weight_decay=0.0, device="cpu", cuda_graphs=True,
+                 random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.generator_hidden_sizes = generator_hidden_sizes
