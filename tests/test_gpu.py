@@ -161,17 +161,13 @@ class _RecordsGraphs(Callback):
         self.recorded |= any(entry["graph"] is not None for entry in graphs.values())
 
 
-def _callback(estimator, kind):
-    return next(cb for _, cb in estimator.net_.callbacks_ if isinstance(cb, kind))
-
-
 @pytest.mark.parametrize("cuda_graphs", [True, False])
 def test_gan_trains_with_and_without_cuda_graphs(semi, cuda_graphs):
     X, y, y_semi = semi
     gan = GANClassifier(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,),
                         max_epochs=10, device=DEVICE, random_state=0, cuda_graphs=cuda_graphs,
                         callbacks=[_RecordsGraphs()]).fit(X, y_semi)
-    assert _callback(gan, _RecordsGraphs).recorded is cuda_graphs
+    assert dict(gan.net_.callbacks_)["_RecordsGraphs"].recorded is cuda_graphs
     assert "_cuda_graph_steps" not in gan.net_.__dict__  # graphs live for one fit
     # the averaging counted every step, the replayed ones too (its count lives on the device)
     steps = 10 * -(-len(X) // gan.batch_size)
@@ -192,7 +188,7 @@ def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator, max_rotat
         clf = Estimator(hidden_layer_sizes=(64,), backbone="mlp", max_shift=1.0, max_epochs=5,
                         max_rotation=max_rotation, device=DEVICE, random_state=0,
                         callbacks=[_RecordsGraphs()]).fit(images, y_semi)
-    assert _callback(clf, _RecordsGraphs).recorded
+    assert dict(clf.net_.callbacks_)["_RecordsGraphs"].recorded
     unlabeled = y_semi == -1
     assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
 
@@ -211,7 +207,7 @@ def test_aae_prior_and_consistency_targets_are_recorded_in_cuda_graphs(semi, set
         clf = AAEClassifier(hidden_layer_sizes=(64,), backbone="mlp", max_shift=1.0,
                             max_epochs=5, device=DEVICE, random_state=0,
                             callbacks=[_RecordsGraphs()], **settings).fit(images, y_semi)
-    assert _callback(clf, _RecordsGraphs).recorded
+    assert dict(clf.net_.callbacks_)["_RecordsGraphs"].recorded
     model = clf.net_.module_
     if "class_prior" in settings:
         prior = model.prior.cpu()
@@ -230,7 +226,7 @@ def test_aae_staged_phases_and_reconstruction_rate_on_cuda(semi, weights_per_epo
                         max_epochs=4, supervised_epochs=1, reconstruction_lr_scale=0,
                         device=DEVICE, random_state=0,
                         callbacks=[_RecordsGraphs(), weights_per_epoch]).fit(X, y_semi)
-    assert _callback(clf, _RecordsGraphs).recorded
+    assert dict(clf.net_.callbacks_)["_RecordsGraphs"].recorded
     record = dict(clf.net_.callbacks_)["WeightsPerEpoch"]
     start, first, last = (record.part(epoch, "decoder") for epoch in (0, 1, -1))
     assert torch.equal(first, start) and not torch.equal(last, first)
@@ -251,7 +247,7 @@ def test_cuda_graphs_follow_a_learning_rate_schedule(semi, weights_per_epoch):
     ae = AutoEncoder(4, hidden_layer_sizes=(32,), max_epochs=3, device=DEVICE, random_state=0,
                      callbacks=[LRScheduler(LambdaLR, lr_lambda=_one_then_zero),
                                 weights_per_epoch, _RecordsGraphs()]).fit(semi[0])
-    assert _callback(ae, _RecordsGraphs).recorded
+    assert dict(ae.net_.callbacks_)["_RecordsGraphs"].recorded
     first = dict(ae.net_.callbacks_)["WeightsPerEpoch"].states[1]
     for name, value in ae.net_.module_.state_dict().items():
         assert torch.equal(value, first[name]), name
