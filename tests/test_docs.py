@@ -3,6 +3,7 @@
 The documentation itself is built, warnings as errors, by ``.ci/run`` (see README.md).
 """
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -86,7 +87,15 @@ def test_benchmark_pages_cited_in_the_docs_exist():
                     f"{page.name} cites {name}, which no page in docs/benchmarks matches")
 
 
-@pytest.mark.parametrize("vendor, cpu", [("amd", "AMD"), ("intel", "Intel")])
+def _cpu_vendors():
+    """The page-name suffixes of ``benchmarks/_common.py`` and the CPU makers they stand for."""
+    spec = importlib.util.spec_from_file_location("_common", ROOT / "benchmarks" / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    return common.CPU_VENDORS
+
+
+@pytest.mark.parametrize("vendor, cpu", sorted(_cpu_vendors().items()))
 def test_a_benchmark_page_named_for_a_cpu_ran_on_it(vendor, cpu):
     for path in BENCHMARK_PAGES.glob(f"*_{vendor}_cpu.json"):
         ran_on = json.loads(path.read_text())["machine"]["cpu"]
