@@ -71,7 +71,8 @@ class AutoEncoderClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         ``batch_size`` labeled rows, cycling through them: few labels are not starved. With
         very few labels among many rows, fewer epochs overfit them less: on MNIST with 100
         labels, 1 epoch gave 23.93 % test error over five draws against 27.00 % for 50 (with
-        1000 labels, 50 did better; see the AutoEncoderClassifier page of the documentation).
+        1000 labels, 50 did better: 8.07 % against 8.38 %; see the AutoEncoderClassifier page
+        of the documentation).
     batch_size : int, default=128
         Rows per minibatch (unlabeled for pretraining, labeled for fine-tuning).
     lr : float, default=1e-3
