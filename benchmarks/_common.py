@@ -158,7 +158,8 @@ def output_path(text):
     """``--output``'s type: ``<cpu>`` becomes :func:`cpu_vendor`; a name for another CPU is refused.
 
     A page named ``..._intel_cpu`` must have run on an Intel CPU: refusing the name before a
-    fit of an hour starts is cheaper than renaming its page after (tests/test_docs.py checks it).
+    fit of an hour starts is cheaper than renaming its page after (tests/test_benchmark_scripts.py
+    checks the pages).
     """
     vendor = cpu_vendor()
     text = str(text).replace("<cpu>", vendor)

@@ -307,6 +307,13 @@ def test_output_path_refuses_a_page_named_for_the_other_cpu(monkeypatch):
         output_path("docs/benchmarks/a_intel_cpu")
 
 
+@pytest.mark.parametrize("vendor, cpu", sorted(from_benchmarks("_common", "CPU_VENDORS").items()))
+def test_a_benchmark_page_named_for_a_cpu_ran_on_it(vendor, cpu):
+    for path in (BENCHMARKS.parent / "docs" / "benchmarks").glob(f"*_{vendor}_cpu.json"):
+        ran_on = json.loads(path.read_text())["machine"]["cpu"]
+        assert cpu in ran_on, f"{path.name} ran on {ran_on}"
+
+
 def test_a_script_refuses_an_output_for_another_cpu_before_it_fits(tmp_path):
     vendor = from_benchmarks("_common", "cpu_vendor")()
     other = "intel" if vendor == "amd" else "amd"

@@ -3,8 +3,6 @@
 The documentation itself is built, warnings as errors, by ``.ci/run`` (see README.md).
 """
 
-import importlib.util
-import json
 import re
 from pathlib import Path
 
@@ -85,18 +83,3 @@ def test_benchmark_pages_cited_in_the_docs_exist():
                 # a name or a glob of names, with or without the extension
                 assert [*BENCHMARK_PAGES.glob(name), *BENCHMARK_PAGES.glob(f"{name}.md")], (
                     f"{page.name} cites {name}, which no page in docs/benchmarks matches")
-
-
-def _cpu_vendors():
-    """The page-name suffixes of ``benchmarks/_common.py`` and the CPU makers they stand for."""
-    spec = importlib.util.spec_from_file_location("_common", ROOT / "benchmarks" / "_common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
-    return common.CPU_VENDORS
-
-
-@pytest.mark.parametrize("vendor, cpu", sorted(_cpu_vendors().items()))
-def test_a_benchmark_page_named_for_a_cpu_ran_on_it(vendor, cpu):
-    for path in BENCHMARK_PAGES.glob(f"*_{vendor}_cpu.json"):
-        ran_on = json.loads(path.read_text())["machine"]["cpu"]
-        assert cpu in ran_on, f"{path.name} ran on {ran_on}"
