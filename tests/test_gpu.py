@@ -177,6 +177,57 @@ def test_gan_trains_with_and_without_cuda_graphs(semi, cuda_graphs):
     pickle.loads(pickle.dumps(gan))
 
 
+class _SwingThirdEpoch(Callback):
+    """Arms the guard of the average (``ema_guard``) for the third epoch and swings the
+    discriminator's last weights after that epoch's last step (each class's output to the
+    next class), so that the guard holds the epoch; the fourth holds nothing."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def initialize(self):
+        self.start = self.restored = None
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        model = net.module_
+        if len(net.history) == 3:
+            model._guard_calm, model.ema_guard = model.guard_calm_epochs, 0.05
+            self.start = [t.clone() for t in model._epoch_average]
+        elif len(net.history) == 4:
+            model.ema_guard = 0.99
+
+    def on_batch_end(self, net, **kwargs):
+        if len(net.history) == 3 and len(net.history[-1, "batches"]) == self.steps:
+            with torch.no_grad():  # in place: the recorded step goes on with these tensors
+                for p in net.module_.head.parameters():
+                    p.copy_(p.roll(1, dims=0))
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 3:  # after the model's end_epoch, which held the epoch
+            state = net.module_.average.state()
+            self.restored = all(torch.equal(a, b) for a, b in zip(state, self.start))
+
+
+def test_ema_guard_holds_the_average_of_a_recorded_step(semi):
+    # the guard restores the average in place, between replays of the recorded CUDA graph that
+    # updates it: the replays of the next epoch go on from the restored tensors
+    X, y, y_semi = semi
+    steps = -(-len(X) // 100)
+    swing = _SwingThirdEpoch(steps)
+    gan = GANClassifier(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,),
+                        max_epochs=4, ema_guard=0.99, device=DEVICE, random_state=0,
+                        callbacks=[_RecordsGraphs(), swing]).fit(X, y_semi)
+    assert dict(gan.net_.callbacks_)["_RecordsGraphs"].recorded
+    history = gan.net_.history
+    assert history[:, "average_held"] == [False, False, True, False]
+    assert history[2, "average_disagreement"] > 0.05
+    assert dict(gan.net_.callbacks_)["_SwingThirdEpoch"].restored
+    assert int(gan.net_.module_.average.n_averaged) == 3 * steps  # the third epoch's undone
+    unlabeled = y_semi == -1
+    assert np.isfinite(gan.predict_proba(X[unlabeled])).all()
+
+
 @pytest.mark.parametrize("max_rotation", [0.0, 10.0])
 @pytest.mark.parametrize("Estimator", [AAEClassifier, GANClassifier])
 def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator, max_rotation):
