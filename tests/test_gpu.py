@@ -166,7 +166,6 @@ def test_gan_trains_with_and_without_cuda_graphs(semi, cuda_graphs):
     X, y, y_semi = semi
     gan = GANClassifier(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,),
                         max_epochs=10, device=DEVICE, random_state=0, cuda_graphs=cuda_graphs,
-                        ema_guard=0,  # every step averaged in (the guard's holds: below)
                         callbacks=[_RecordsGraphs()]).fit(X, y_semi)
     assert dict(gan.net_.callbacks_)["_RecordsGraphs"].recorded is cuda_graphs
     assert "_cuda_graph_steps" not in gan.net_.__dict__  # graphs live for one fit
