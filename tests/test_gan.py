@@ -398,6 +398,10 @@ def test_ema_guard_arms_after_calm_epochs_in_a_row(guarded, small_data):
     calm._guard_calm = 0
     apart = calm.disagreement(data.X)
     assert 0 < apart <= 0.05
+    # the share measured, and whether the average gives every class to some rows (this small
+    # model's does not yet: set here)
+    compared = {"every_class": True}
+    calm._compare = lambda X: (apart, compared["every_class"])
 
     def epoch(guard):
         calm.ema_guard = guard
@@ -409,12 +413,33 @@ def test_ema_guard_arms_after_calm_epochs_in_a_row(guarded, small_data):
     calm_epochs = calm.guard_calm_epochs
     assert [epoch(2 * apart) for _ in range(calm_epochs - 1)] == list(range(1, calm_epochs))
     assert epoch(1.5 * apart) == 0
+    # within half the guard while the average leaves a class to no row: back to 0 as well
+    assert epoch(2 * apart) == 1
+    compared["every_class"] = False
+    assert epoch(2 * apart) == 0
+    compared["every_class"] = True
     assert [epoch(2 * apart) for _ in range(calm_epochs)] == list(range(1, calm_epochs + 1))
     # armed: an epoch within the guard keeps its updates and the guard stays armed
     assert epoch(1.5 * apart) == calm_epochs
     calm.ema_guard = 0.5 * apart  # armed and over the guard: held
     calm.begin_epoch(5)
     assert calm.end_epoch(data)["average_held"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
+def test_ema_guard_does_not_arm_while_the_average_classes_every_row_alike(digits):
+    # a small MLP on 300 labeled digits: for four epochs both weights class every row as one
+    # class, 0 % apart; a guard armed there would hold the average as the discriminator learns
+    X, y = digits[0][:300], digits[1][:300]
+    params = dict(hidden_layer_sizes=(16,), generator_hidden_sizes=(16,), max_epochs=10,
+                  random_state=0)
+    guarded = GANClassifier(**params, ema_guard=0.02).fit(X, y)
+    history = guarded.net_.history
+    assert history[:4, "average_disagreement"] == [0.0] * 4
+    assert not any(history[:, "average_held"])
+    assert len(np.unique(guarded.predict(X))) > 1
+    off = GANClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(guarded.predict_proba(X), off.predict_proba(X))
 
 
 class _InterruptMidEpoch(Callback):
