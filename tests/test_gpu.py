@@ -213,10 +213,12 @@ def test_ema_guard_holds_the_average_of_a_recorded_step(semi):
     # the guard restores the average in place, between replays of the recorded CUDA graph that
     # updates it: the replays of the next epoch go on from the restored tensors
     X, y, y_semi = semi
-    steps = -(-len(X) // 100)
+    batch_size = 100
+    steps = -(-len(X) // batch_size)
     swing = _SwingThirdEpoch(steps)
     gan = GANClassifier(hidden_layer_sizes=(128, 64), generator_hidden_sizes=(64,),
-                        max_epochs=4, ema_guard=0.99, device=DEVICE, random_state=0,
+                        max_epochs=4, batch_size=batch_size, ema_guard=0.99, device=DEVICE,
+                        random_state=0,
                         callbacks=[_RecordsGraphs(), swing]).fit(X, y_semi)
     assert dict(gan.net_.callbacks_)["_RecordsGraphs"].recorded
     history = gan.net_.history
