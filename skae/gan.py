@@ -243,9 +243,10 @@ class GANModel(PhasedModel):
         return self.generator.parameters()
 
     def phase_optimizer_kwargs(self, phase):
+        kwargs = {"betas": (0.5, 0.999)}  # both phases: the paper's Adam
         if phase == "gen":
-            return {"betas": (0.5, 0.999), "lr_scale": self.generator_lr_scale}
-        return {"betas": (0.5, 0.999)}
+            kwargs["lr_scale"] = self.generator_lr_scale
+        return kwargs
 
     # --- the maps -----------------------------------------------------------------------------
     def discriminate(self, x):
