@@ -29,8 +29,9 @@ class AAEModel(PhasedModel):
     loss on the minibatch of all rows, with perturbations of ``vat_epsilon`` times that
     minibatch's root-mean-square row norm; ``vat_schedule=(early, late, n)`` sets
     ``vat_epsilon`` to ``early`` for the first ``n`` epochs and to ``late`` after them; with
-    ``max_shift > 0`` (or ``max_rotation > 0``), the labeled images shifted at random by up to
-    ``max_shift`` pixels (and turned by up to ``max_rotation`` degrees) and
+    ``max_shift > 0`` (or ``max_rotation`` or ``max_warp`` > 0), the labeled images shifted at
+    random by up to ``max_shift`` pixels (turned by up to ``max_rotation`` degrees, warped by up
+    to ``max_warp`` pixels) and
     ``consistency_weight`` times the consistency loss between the minibatch of all rows and a
     shifted copy of it; ``consistency_threshold`` and ``consistency_teacher`` set that loss's
     target). The first ``supervised_epochs`` epochs run the ``sup`` phase alone. With
@@ -42,6 +43,7 @@ class AAEModel(PhasedModel):
 
     phases = ("recon", "disc", "gen", "sup")
     max_rotation = 0.0  # for models pickled before the parameters existed
+    max_warp = 0.0
     consistency_threshold = 0.0
     consistency_teacher = "encoder"
     predicted_prior = False
@@ -52,7 +54,7 @@ class AAEModel(PhasedModel):
     def __init__(self, encoder, decoder, disc_y, disc_z, n_classes, n_components, *,
                  loss="mse", noise=0.0, supervised_weight=1.0, discriminator_noise=0.0,
                  reconstruct_labeled=False, ema_decay=0.0, vat_weight=0.0, vat_epsilon=0.4,
-                 vat_schedule=None, max_shift=0.0, max_rotation=0.0,
+                 vat_schedule=None, max_shift=0.0, max_rotation=0.0, max_warp=0.0,
                  consistency_weight=1.0, consistency_threshold=0.0,
                  consistency_teacher="encoder", class_prior="uniform", generator_lr_scale=0.5,
                  reconstruction_lr_scale=1.0, supervised_epochs=0):
@@ -74,6 +76,7 @@ class AAEModel(PhasedModel):
         self.vat_schedule = vat_schedule
         self.max_shift = max_shift
         self.max_rotation = max_rotation
+        self.max_warp = max_warp
         self.consistency_weight = consistency_weight
         self.consistency_threshold = consistency_threshold
         self.consistency_teacher = consistency_teacher
@@ -223,9 +226,9 @@ class AAEModel(PhasedModel):
 
     def loss_sup(self, batch):
         x, x_lab, y_lab = batch
-        moves = self.max_shift or self.max_rotation
+        moves = self.max_shift or self.max_rotation or self.max_warp
         if moves:  # images: each labeled one moved a little teaches its neighbours
-            x_lab = random_shift(x_lab, self.max_shift, self.max_rotation)
+            x_lab = self._move(x_lab)
         loss = self.supervised_weight * F.cross_entropy(self.class_logits(x_lab), y_lab)
         shifted = moves and self.consistency_weight
         taught = shifted and self.consistency_teacher == "average"
@@ -243,9 +246,12 @@ class AAEModel(PhasedModel):
                 with torch.no_grad():
                     target = self.average.module(x)[:, : self.n_classes].log_softmax(dim=1)
             loss = loss + self.consistency_weight * losses.consistency_loss(
-                self.class_logits, x, random_shift(x, self.max_shift, self.max_rotation),
-                log_p=target, threshold=self.consistency_threshold)
+                self.class_logits, x, self._move(x), log_p=target,
+                threshold=self.consistency_threshold)
         return loss
+
+    def _move(self, x):
+        return random_shift(x, self.max_shift, self.max_rotation, self.max_warp)
 
 
 class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEstimator):
@@ -361,9 +367,16 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         without the turns) and 7.72 % on a fourth whose 4s and 9s split (5.01 % without):
         no better; with 1000 labels, 1.74 and 1.73 % against 1.82 and 1.87 % (see the
         AAEClassifier page of the documentation).
+    max_warp : float, default=0.0
+        For images only, as ``max_shift``: each shifted image is also warped elastically
+        (after Simard et al., 2003): the points of a 4 x 4 grid over the image move by up to
+        ``max_warp`` pixels along each axis, each its own way, and the pixels between them
+        as a smooth (bicubic) interpolation, so that strokes bend where a shift moves the
+        whole image; in the supervised loss and the consistency loss alike (any of the three
+        parameters > 0 turns both losses on).
     consistency_weight : float, default=1.0
-        Weight of the consistency loss under shifts; used when ``max_shift > 0`` or
-        ``max_rotation > 0``.
+        Weight of the consistency loss under shifts; used when ``max_shift``,
+        ``max_rotation`` or ``max_warp`` > 0.
     consistency_threshold : float in [0, 1], default=0.0
         0: the consistency loss under shifts is the KL divergence to the soft prediction
         ``q(y|x)``. Above 0 its target is hard, as in FixMatch (Sohn et al., 2020): the
@@ -531,7 +544,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
        norm, found by one power iteration (Miyato et al., 2018); with ``max_shift > 0``,
        ``x_lab`` shifted at random and ``+ consistency_weight * KL(q(y|x) || q(y|s(x)))``,
        ``s`` a random shift of up to ``max_shift`` pixels (and turn of up to ``max_rotation``
-       degrees); with ``consistency_threshold = t > 0`` that KL is replaced by
+       degrees, and elastic warp of up to ``max_warp`` pixels); with
+       ``consistency_threshold = t > 0`` that KL is replaced by
        ``mean_x [max_k q(k|x) >= t] CE(l(s(x)), argmax_k q(k|x))``.
 
     Each phase has its own optimizer, as in the paper. In 2 and 3 the discriminators see
@@ -585,7 +599,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
                  supervised_weight=1.0, discriminator_noise=0.3,
                  reconstruct_labeled=False, ema_decay=0.9999, vat_weight=1.0,
                  vat_epsilon=(0.4, 0.2), vat_early_epochs=5, max_shift=0.0,
-                 max_rotation=0.0, consistency_weight=1.0, consistency_threshold=0.0,
+                 max_rotation=0.0, max_warp=0.0, consistency_weight=1.0,
+                 consistency_threshold=0.0,
                  consistency_teacher="encoder", class_prior="uniform",
                  generator_lr_scale=0.5, reconstruction_lr_scale=1.0, supervised_epochs=0,
                  classes=None, max_epochs=50, batch_size=100, lr=1e-3, lr_schedule="linear",
@@ -609,6 +624,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         self.vat_early_epochs = vat_early_epochs
         self.max_shift = max_shift
         self.max_rotation = max_rotation
+        self.max_warp = max_warp
         self.consistency_weight = consistency_weight
         self.consistency_threshold = consistency_threshold
         self.consistency_teacher = consistency_teacher
@@ -675,7 +691,7 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
             reconstruct_labeled=bool(self.reconstruct_labeled), ema_decay=self.ema_decay,
             vat_weight=self.vat_weight, **self._vat_epsilon_schedule(),
             max_shift=float(self.max_shift), max_rotation=float(self.max_rotation),
-            consistency_weight=float(self.consistency_weight),
+            max_warp=float(self.max_warp), consistency_weight=float(self.consistency_weight),
             consistency_threshold=float(self.consistency_threshold),
             consistency_teacher=self.consistency_teacher, class_prior=self._class_prior(),
             generator_lr_scale=float(self.generator_lr_scale),
@@ -721,7 +737,8 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         state = {"hidden_noise": 0.0, "batch_norm": False, "discriminator_noise": 0.0,
                  "reconstruct_labeled": False, "ema_decay": 0.0, "vat_weight": 0.0,
                  "vat_epsilon": 0.4, "vat_early_epochs": 5, "max_shift": 0.0,
-                 "max_rotation": 0.0, "consistency_weight": 1.0, "consistency_threshold": 0.0,
+                 "max_rotation": 0.0, "max_warp": 0.0, "consistency_weight": 1.0,
+                 "consistency_threshold": 0.0,
                  "consistency_teacher": "encoder", "class_prior": "uniform",
                  "generator_lr_scale": 1.0, "reconstruction_lr_scale": 1.0,
                  "supervised_epochs": 0, **state}

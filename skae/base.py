@@ -121,6 +121,7 @@ def _flushes_denormals():
 SHIFT_CONSTRAINTS = {
     "max_shift": [Interval(Real, 0, None, closed="left")],
     "max_rotation": [Interval(Real, 0, 180, closed="both")],
+    "max_warp": [Interval(Real, 0, None, closed="left")],
     "consistency_weight": [Interval(Real, 0, None, closed="left")],
 }
 
@@ -184,14 +185,15 @@ class NetEstimator(BaseEstimator):
         return X
 
     def _check_max_shift(self):
-        """For estimators with ``max_shift`` and ``max_rotation`` (:data:`SHIFT_CONSTRAINTS`):
-        either > 0 moves images, so X of rows is a ValueError that says so."""
+        """For estimators with ``max_shift``, ``max_rotation`` and ``max_warp``
+        (:data:`SHIFT_CONSTRAINTS`): any > 0 moves images, so X of rows is a ValueError that
+        says so."""
         if len(self.input_shape_) in (2, 3):
             return
-        for name in ("max_shift", "max_rotation"):
+        verbs = {"max_shift": "shifts", "max_rotation": "rotates", "max_warp": "warps"}
+        for name, verb in verbs.items():
             value = getattr(self, name)
             if value:
-                verb = "shifts" if name == "max_shift" else "rotates"
                 raise ValueError(
                     f"{name}={value} {verb} images, but X has rows of "
                     f"{self.n_features_in_} features: pass images of shape (n_samples, H, W) "

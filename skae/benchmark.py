@@ -111,10 +111,10 @@ def make_model(name, *, dataset="mnist", device="cpu", random_state=0, max_epoch
 
 def takes_images(model):
     """Whether the configured ``model`` fits images ``(n, H, W)`` rather than rows of pixels:
-    a convolutional backbone (``backbone="conv"``), or shifts or turns of images
-    (``max_shift > 0`` or ``max_rotation > 0``). sklearn's models take rows."""
+    a convolutional backbone (``backbone="conv"``), or shifts, turns or warps of images
+    (``max_shift``, ``max_rotation`` or ``max_warp`` > 0). sklearn's models take rows."""
     return getattr(model, "backbone", None) == "conv" or any(
-        bool(getattr(model, name, 0)) for name in ("max_shift", "max_rotation"))
+        bool(getattr(model, name, 0)) for name in ("max_shift", "max_rotation", "max_warp"))
 
 
 def _epochs(max_epochs):

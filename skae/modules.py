@@ -260,14 +260,24 @@ def build_decoder(backbone, n_inputs, hidden_layer_sizes, output_shape, activati
     return MLPDecoder(n_inputs, tuple(hidden_layer_sizes)[::-1], output_shape, activation)
 
 
-def random_shift(x, max_shift, max_rotation=0.0):
-    """Each image of ``x`` translated (and rotated) by its own random draw, bilinearly, zeros
-    filling in.
+#: the elastic warp of :func:`random_shift` moves the points of a ``WARP_GRID x WARP_GRID``
+#: grid spread over the image (its corners on the corner pixels) and interpolates between them
+WARP_GRID = 4
+
+
+def random_shift(x, max_shift, max_rotation=0.0, max_warp=0.0):
+    """Each image of ``x`` translated (and rotated, and warped) by its own random draw,
+    bilinearly, zeros filling in.
 
     The offsets along the height and the width are uniform in ``[-max_shift, max_shift]``
     pixels (fractions of a pixel too); with ``max_rotation > 0`` each image also turns about
     its centre by an angle uniform in ``[-max_rotation, max_rotation]`` degrees (0 draws no
-    angle, so that the shifts alone draw the same offsets as before). ``x`` is ``(n, H, W)`` or
+    angle, so that the shifts alone draw the same offsets as before). With ``max_warp > 0``
+    each image is also warped elastically (after Simard et al., 2003): each point of a
+    :data:`WARP_GRID` x :data:`WARP_GRID` grid over the image moves by its own offsets,
+    uniform in ``[-max_warp, max_warp]`` pixels along each axis, and the pixels between move
+    as bicubic interpolation of those offsets says, so strokes bend and thicken locally where
+    a shift or a turn moves the whole image (0 draws no offsets). ``x`` is ``(n, H, W)`` or
     ``(n, C, H, W)``; the result has its shape.
     """
     images = x if x.dim() == 4 else x.unsqueeze(1)
@@ -288,6 +298,12 @@ def random_shift(x, max_shift, max_rotation=0.0):
         linear = torch.eye(2, dtype=x.dtype, device=x.device).expand(n, 2, 2)
     theta = torch.cat([linear, offset], dim=2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    if max_warp:
+        points = (2 * torch.rand(n, 2, WARP_GRID, WARP_GRID, dtype=x.dtype, device=x.device)
+                  - 1) * max_warp
+        field = F.interpolate(points, size=(h, w), mode="bicubic", align_corners=True)
+        # (x, y) offsets in pixels to the grid's normalized coordinates, as the shifts above
+        grid = grid + torch.stack([field[:, 0] * (2.0 / w), field[:, 1] * (2.0 / h)], dim=-1)
     shifted = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)
     return shifted.view_as(x)

@@ -322,13 +322,17 @@ def test_supervised_phase_adds_the_virtual_adversarial_loss_of_all_rows(semi, aa
     assert other.item() - other_ce.item() == pytest.approx(2.0 * vat.item(), rel=1e-4)
 
 
-@pytest.mark.parametrize("max_shift, max_rotation", [(1.5, 0.0), (0.0, 20.0), (1.5, 20.0)])
+@pytest.mark.parametrize("max_shift, max_rotation, max_warp",
+                         [(1.5, 0.0, 0.0), (0.0, 20.0, 0.0), (1.5, 20.0, 0.0), (0.0, 0.0, 1.0),
+                          (1.5, 20.0, 1.0)])
 def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_consistency(
-        semi, aae, max_shift, max_rotation):
+        semi, aae, max_shift, max_rotation, max_warp):
     X, y, y_semi = semi
-    # the defaults: no shift, no turn
-    assert (aae.max_shift, aae.max_rotation, aae.consistency_weight) == (0.0, 0.0, 1.0)
-    moves = {"max_shift": max_shift, "max_rotation": max_rotation}
+    # the defaults: no shift, no turn, no warp
+    assert (aae.max_shift, aae.max_rotation, aae.max_warp) == (0.0, 0.0, 0.0)
+    assert aae.consistency_weight == 1.0
+    moves = {"max_shift": max_shift, "max_rotation": max_rotation, "max_warp": max_warp}
+    move = (max_shift, max_rotation, max_warp)
     labeled = np.flatnonzero(y_semi != -1)[:7]
     # the MLP encoder flattens its input: the fitted model reads the digits as 8x8 images too
     x = torch.as_tensor(X[:40], dtype=torch.float32).reshape(-1, 8, 8)
@@ -339,10 +343,10 @@ def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_cons
     torch.manual_seed(0)
     loss = model.loss_sup(batch)
     torch.manual_seed(0)  # the same draws, in the same order: labeled shift, then all rows'
-    shifted_lab = random_shift(x_lab, max_shift, max_rotation)
+    shifted_lab = random_shift(x_lab, *move)
     ce = torch.nn.functional.cross_entropy(model.class_logits(shifted_lab), y_lab)
     consistency = losses.consistency_loss(model.class_logits, x,
-                                          random_shift(x, max_shift, max_rotation))
+                                          random_shift(x, *move))
     assert consistency.item() > 0
     assert loss.item() == pytest.approx(ce.item() + 3.0 * consistency.item(), rel=1e-5)
     # consistency_weight=0: the shifted labeled images alone
@@ -356,9 +360,9 @@ def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_cons
     torch.manual_seed(0)
     loss = model.loss_sup(batch)
     torch.manual_seed(0)
-    shifted_lab = random_shift(x_lab, max_shift, max_rotation)
+    shifted_lab = random_shift(x_lab, *move)
     hard = losses.consistency_loss(model.class_logits, x,
-                                   random_shift(x, max_shift, max_rotation), threshold=0.5)
+                                   random_shift(x, *move), threshold=0.5)
     assert hard.item() > 0 and hard.item() != pytest.approx(consistency.item())
     assert loss.item() == pytest.approx(ce.item() + 3.0 * hard.item(), rel=1e-5)
     # consistency_teacher="average": the averaged encoder's prediction is the target
@@ -372,9 +376,9 @@ def test_supervised_phase_with_max_shift_shifts_the_labeled_images_and_adds_cons
     torch.manual_seed(0)
     loss = model.loss_sup(batch)
     torch.manual_seed(0)
-    shifted_lab = random_shift(x_lab, max_shift, max_rotation)
+    shifted_lab = random_shift(x_lab, *move)
     taught = losses.consistency_loss(model.class_logits, x,
-                                     random_shift(x, max_shift, max_rotation), log_p=teacher)
+                                     random_shift(x, *move), log_p=teacher)
     assert taught.item() != pytest.approx(consistency.item())
     assert loss.item() == pytest.approx(ce.item() + 3.0 * taught.item(), rel=1e-5)
 
@@ -398,6 +402,8 @@ def test_max_shift_on_rows_is_a_clear_error(semi):
         AAEClassifier(**TINY, max_shift=2).fit(X, y_semi)
     with pytest.raises(ValueError, match="max_rotation=10 rotates images, but X has rows of 64"):
         AAEClassifier(**TINY, max_rotation=10).fit(X, y_semi)
+    with pytest.raises(ValueError, match="max_warp=1.5 warps images, but X has rows of 64"):
+        AAEClassifier(**TINY, max_warp=1.5).fit(X, y_semi)
 
 
 class _RecordVatEpsilon(Callback):
@@ -559,7 +565,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     state = last.__getstate__()
     for name in ("discriminator_noise", "reconstruct_labeled", "ema_decay", "vat_weight",
                  "vat_epsilon", "vat_early_epochs", "generator_lr_scale",
-                 "reconstruction_lr_scale", "supervised_epochs"):
+                 "reconstruction_lr_scale", "supervised_epochs", "max_warp"):
         del state[name]
     weights = state["_net_state"]["weights"]
     state["_net_state"]["weights"] = {k: v for k, v in weights.items()
@@ -570,7 +576,7 @@ def test_model_saved_before_the_later_parameters_loads_as_trained(semi):
     assert params["discriminator_noise"] == 0.0 and params["reconstruct_labeled"] is False
     assert params["ema_decay"] == 0.0 and params["vat_weight"] == 0.0
     assert params["generator_lr_scale"] == 1.0 and params["reconstruction_lr_scale"] == 1.0
-    assert params["supervised_epochs"] == 0
+    assert params["supervised_epochs"] == 0 and params["max_warp"] == 0.0
     assert_array_equal(loaded.predict_proba(X[:50]), last.predict_proba(X[:50]))
     assert_array_equal(loaded.transform(X[:50]), last.transform(X[:50]))
 

@@ -272,6 +272,22 @@ def test_discriminator_loss_with_max_shift_shifts_the_labeled_images_and_adds_co
             model.discriminate(fake))
         consistency = losses.consistency_loss(model.discriminate, x, x_moved)
         torch.testing.assert_close(loss, sup + unsup + 3.0 * consistency, rtol=1e-5, atol=1e-6)
+        # max_warp: the same losses on images shifted, turned and warped; warped alone too
+        for move in [(1.0, 20.0, 1.5), (0.0, 0.0, 1.5)]:
+            model.max_shift, model.max_rotation, model.max_warp = move
+            torch.manual_seed(0)
+            loss = model.loss_disc((x, x_lab, y_lab))
+            torch.manual_seed(0)
+            fake = model.generator(model.noise(model.n_fake, x))
+            moved_lab = random_shift(x_lab, *move)
+            x_moved = random_shift(x, *move)
+            sup, unsup = losses.improved_gan_losses(
+                model.discriminate(moved_lab), y_lab, model.discriminate(x),
+                model.discriminate(fake))
+            consistency = losses.consistency_loss(model.discriminate, x, x_moved)
+            assert consistency.item() > 0
+            torch.testing.assert_close(loss, sup + unsup + 3.0 * consistency,
+                                       rtol=1e-5, atol=1e-6)
 
 
 def test_max_shift_on_rows_is_a_clear_error(small_data):
@@ -279,15 +295,18 @@ def test_max_shift_on_rows_is_a_clear_error(small_data):
         GANClassifier(**SMALL, max_shift=2).fit(*small_data)
     with pytest.raises(ValueError, match="max_rotation=10 rotates images, but X has rows of 64"):
         GANClassifier(**SMALL, max_rotation=10).fit(*small_data)
+    with pytest.raises(ValueError, match="max_warp=1.5 warps images, but X has rows of 64"):
+        GANClassifier(**SMALL, max_warp=1.5).fit(*small_data)
 
 
 def test_model_saved_before_max_shift_loads_without_shifts(fitted, small_data):
     state = fitted.__getstate__()
     del state["max_shift"], state["max_rotation"], state["consistency_weight"]
-    del state["ema_guard"], state["generator_lr_scale"]
+    del state["ema_guard"], state["generator_lr_scale"], state["max_warp"]
     loaded = GANClassifier.__new__(GANClassifier)
     loaded.__setstate__(state)
     assert (loaded.max_shift, loaded.max_rotation, loaded.consistency_weight) == (0.0, 0.0, 1.0)
+    assert loaded.max_warp == 0.0
     assert (loaded.ema_guard, loaded.generator_lr_scale) == (0.0, 1.0)
     np.testing.assert_array_equal(loaded.predict_proba(small_data[0]),
                                   fitted.predict_proba(small_data[0]))

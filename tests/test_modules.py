@@ -400,3 +400,47 @@ def test_random_shift_with_max_rotation_turns_each_image_about_its_centre(shape)
     shifted = random_shift(x, 2.0)
     torch.manual_seed(1)
     assert_close(random_shift(x, 2.0, 0.0), shifted)
+
+
+def _centroids(images, rows, cols):
+    """Centres of mass (row, column) of each image's pixels within ``rows`` x ``cols``."""
+    part = images[:, rows, cols]
+    mass = part.sum(dim=(1, 2))
+    r = (part.sum(dim=2) * torch.arange(rows.start, rows.stop)).sum(dim=1) / mass
+    c = (part.sum(dim=1) * torch.arange(cols.start, cols.stop)).sum(dim=1) / mass
+    return torch.stack([r, c], dim=1)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (20, 24)])
+def test_random_shift_with_max_warp_bends_each_image_its_own_way(shape):
+    # two bright pixels in opposite corners: a shift moves both alike, the warp each its own way
+    n, max_warp = 300, 2.0
+    h, w = shape
+    x = torch.zeros(n, 1, h, w)
+    x[:, :, 5, 5] = x[:, :, h - 6, w - 6] = 1.0
+    top, bottom = (slice(0, h // 2), slice(0, w // 2)), (slice(h // 2, h), slice(w // 2, w))
+    start = torch.tensor([[5.0, 5.0], [h - 6.0, w - 6.0]])
+
+    def moves(out):  # (n, 2 pixels, 2 axes): how far each bright pixel moved
+        return torch.stack([_centroids(out[:, 0], *top), _centroids(out[:, 0], *bottom)],
+                           dim=1) - start
+
+    torch.manual_seed(0)
+    warped = random_shift(x, 0.0, 0.0, max_warp)
+    assert warped.shape == x.shape
+    move = moves(warped)
+    # within the largest move of a grid point (bicubic interpolation overshoots a little)
+    assert move.abs().max() <= 1.3 * max_warp
+    assert move.abs().max() > 0.7 * max_warp and (move > 0.5).any() and (move < -0.5).any()
+    apart = (move[:, 0] - move[:, 1]).abs().amax(dim=1)
+    assert (apart > 0.5).float().mean() > 0.5  # the two pixels move apart in most images
+    assert torch.corrcoef(move[:, :, 0].T)[0, 1].abs() < 0.3  # far apart: unrelated moves
+    # a shift alone moves the two pixels alike
+    torch.manual_seed(0)
+    shifted = moves(random_shift(x, 2.0))
+    assert_close(shifted[:, 0], shifted[:, 1], atol=0.05, rtol=0)
+    # max_warp=0 draws no offsets: the shifts and turns alone reproduce the former draws
+    torch.manual_seed(1)
+    moved = random_shift(x, 2.0, 10.0)
+    torch.manual_seed(1)
+    assert_close(random_shift(x, 2.0, 10.0, 0.0), moved)
