@@ -394,6 +394,9 @@ def test_max_shift_fits_images_with_either_backbone(semi):
     assert not np.allclose(shifted.predict_proba(images), plain.predict_proba(images))
     conv = AAEClassifier(**{**TINY, "hidden_layer_sizes": (4,)}, max_shift=1.0)
     assert conv.fit(images[:, None], y_semi).predict(images[:5, None]).shape == (5,)
+    warped = AAEClassifier(**TINY, backbone="mlp", max_warp=1.0).fit(images, y_semi)
+    assert warped.net_.module_.max_warp == 1.0
+    assert not np.allclose(warped.predict_proba(images), shifted.predict_proba(images))
 
 
 def test_max_shift_on_rows_is_a_clear_error(semi):

@@ -228,6 +228,11 @@ def test_max_shift_fits_images_and_changes_the_model(shifted, fitted, small_data
     conv = GANClassifier(**{**SMALL, "hidden_layer_sizes": (4,)}, max_shift=1.0)
     assert conv.fit(X.reshape(-1, 1, 8, 8), small_data[1]).predict(
         X[:5].reshape(-1, 1, 8, 8)).shape == (5,)
+    # max_warp alone moves the images too, another way
+    warped = GANClassifier(**SMALL, backbone="mlp", max_warp=1.0).fit(X.reshape(-1, 8, 8),
+                                                                      small_data[1])
+    assert warped.net_.module_.max_warp == 1.0
+    assert not np.allclose(warped.predict_proba(X.reshape(-1, 8, 8)), proba)
 
 
 def test_discriminator_loss_with_max_shift_shifts_the_labeled_images_and_adds_consistency(

@@ -230,17 +230,17 @@ def test_ema_guard_holds_the_average_of_a_recorded_step(semi):
     assert np.isfinite(gan.predict_proba(X[unlabeled])).all()
 
 
-@pytest.mark.parametrize("max_rotation", [0.0, 10.0])
+@pytest.mark.parametrize("max_rotation, max_warp", [(0.0, 0.0), (10.0, 0.0), (10.0, 1.0)])
 @pytest.mark.parametrize("Estimator", [AAEClassifier, GANClassifier])
-def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator, max_rotation):
+def test_shifts_of_images_are_recorded_in_cuda_graphs(semi, Estimator, max_rotation, max_warp):
     # random_shift inside the recorded step: no copy from the host, no fallback warning
     X, y, y_semi = semi
     images = X.reshape(-1, 8, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         clf = Estimator(hidden_layer_sizes=(64,), backbone="mlp", max_shift=1.0, max_epochs=5,
-                        max_rotation=max_rotation, device=DEVICE, random_state=0,
-                        callbacks=[_RecordsGraphs()]).fit(images, y_semi)
+                        max_rotation=max_rotation, max_warp=max_warp, device=DEVICE,
+                        random_state=0, callbacks=[_RecordsGraphs()]).fit(images, y_semi)
     assert dict(clf.net_.callbacks_)["_RecordsGraphs"].recorded
     unlabeled = y_semi == -1
     assert clf.score(images[unlabeled], y[unlabeled]) > 0.5  # chance: 0.1
