@@ -405,7 +405,11 @@ class GANClassifier(SemiSupervisedClassifierMixin, NetEstimator):
         ``max_warp`` pixels along each axis, each its own way, and the pixels between them
         as a smooth (bicubic) interpolation, so that strokes bend where a shift moves the
         whole image; in the supervised loss and the consistency loss alike (any of the three
-        parameters > 0 turns both losses on).
+        parameters > 0 turns both losses on). On MNIST with 100 labels (the benchmark's MLP with
+        ``max_shift=2``, 50 epochs, six draws of the labels on one CPU), 2 pixels gave
+        1.05 ± 0.55 % test error against 0.93 ± 0.11 % without: lower on four draws, but one
+        stalled at 2.16 % (0.96 % without), so it stays off in the benchmark (see the
+        GANClassifier page of the documentation).
     consistency_weight : float, default=1.0
         Weight of the consistency loss under shifts; used when ``max_shift``,
         ``max_rotation`` or ``max_warp`` > 0.
