@@ -368,12 +368,10 @@ class AAEClassifier(SemiSupervisedClassifierMixin, CodeTransformerMixin, NetEsti
         no better; with 1000 labels, 1.74 and 1.73 % against 1.82 and 1.87 % (see the
         AAEClassifier page of the documentation).
     max_warp : float, default=0.0
-        For images only, as ``max_shift``: each shifted image is also warped elastically
-        (after Simard et al., 2003): the points of a 4 x 4 grid over the image move by up to
-        ``max_warp`` pixels along each axis, each its own way, and the pixels between them
-        as a smooth (bicubic) interpolation, so that strokes bend where a shift moves the
-        whole image; in the supervised loss and the consistency loss alike (any of the three
-        parameters > 0 turns both losses on).
+        For images only, as ``max_shift``: each shifted image is also warped elastically, as
+        :class:`GANClassifier`'s ``max_warp`` does (the points of a 4 x 4 grid over it moved
+        by up to ``max_warp`` pixels along each axis, bicubic between them), in the supervised
+        loss and the consistency loss alike. Not yet measured on the AAEClassifier.
     consistency_weight : float, default=1.0
         Weight of the consistency loss under shifts; used when ``max_shift``,
         ``max_rotation`` or ``max_warp`` > 0.
